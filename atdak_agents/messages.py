@@ -1,0 +1,92 @@
+"""Chat messages: the one message type every layer passes around.
+
+A :class:`Message` is exactly what goes on the wire (``role`` and ``content``, plus the
+OpenAI-style ``tool_calls`` / ``tool_call_id`` fields for endpoints with native tools). What the
+framework knows *about* a message but must never send — which tool exchange it belongs to,
+whether it is a summary, when it was stored — lives in ``metadata``, which is excluded from
+serialisation. Unknown fields from a server are kept (forward compatibility).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "FunctionCall",
+    "Message",
+    "MessageLike",
+    "Role",
+    "ToolCall",
+    "as_message",
+    "as_messages",
+]
+
+Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
+
+
+class FunctionCall(BaseModel):
+    """The function part of an OpenAI-style tool call; ``arguments`` is a JSON string."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    arguments: str = "{}"
+
+
+class ToolCall(BaseModel):
+    """An OpenAI-style native tool call, as carried by an assistant message."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    type: str = "function"
+    function: FunctionCall
+
+    def parsed_arguments(self) -> Any:
+        """The arguments decoded from JSON (raises ``json.JSONDecodeError`` when invalid)."""
+        return json.loads(self.function.arguments or "{}")
+
+
+class Message(BaseModel):
+    """One chat message: ``Message(role="user", content="你好")``.
+
+    ``metadata`` is for the framework and the user (tool-exchange ids, summaries, timestamps);
+    it is never sent to the model.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Role
+    content: str | None = ""
+    name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @property
+    def text(self) -> str:
+        """The content as text (``""`` when the message has none)."""
+        return self.content or ""
+
+    def to_wire(self) -> dict[str, Any]:
+        """The message as the JSON object sent to the endpoint (no ``None`` fields)."""
+        return self.model_dump(exclude_none=True)
+
+
+MessageLike: TypeAlias = "Message | Mapping[str, Any]"
+
+
+def as_message(value: MessageLike) -> Message:
+    """A :class:`Message` from a message or a dict such as ``{"role": "user", "content": "hi"}``."""
+    if isinstance(value, Message):
+        return value
+    return Message.model_validate(value)
+
+
+def as_messages(values: Iterable[MessageLike]) -> list[Message]:
+    """:func:`as_message` over a sequence."""
+    return [as_message(v) for v in values]

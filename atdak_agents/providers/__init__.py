@@ -1,0 +1,1 @@
+"""The chat-completions provider layer: wire types, model profiles, clients."""

@@ -1,0 +1,1 @@
+"""Test doubles for atdak_agents users and for its own suite."""

@@ -1,0 +1,81 @@
+"""pytest plugin (registered as ``atdak_agents``): blocks real network requests in tests.
+
+Any socket connection to a host other than loopback fails with a clear message unless the test
+opts in with ``@pytest.mark.network``. Loopback stays open, so tests can use the local
+Atdak-compatible server over real HTTP.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+__all__ = ["NetworkBlockedError", "block_network"]
+
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "ip6-localhost"}
+
+
+class NetworkBlockedError(RuntimeError):
+    """A test tried to reach a real host; mark it ``@pytest.mark.network`` to allow it."""
+
+
+def _host_of(address: Any) -> str | None:
+    if isinstance(address, tuple) and address:
+        return str(address[0])
+    return None  # unix sockets and the like are local
+
+
+def _is_loopback(host: str) -> bool:
+    return host in _LOOPBACK_NAMES or host.startswith("127.") or host.startswith("::ffff:127.")
+
+
+class block_network:
+    """Context manager that refuses socket connections beyond loopback while active."""
+
+    def __enter__(self) -> block_network:
+        self._connect = socket.socket.connect
+        self._connect_ex = socket.socket.connect_ex
+        original_connect, original_connect_ex = self._connect, self._connect_ex
+
+        def guarded_connect(sock: socket.socket, address: Any) -> None:
+            _check(address)
+            original_connect(sock, address)
+
+        def guarded_connect_ex(sock: socket.socket, address: Any) -> int:
+            _check(address)
+            return original_connect_ex(sock, address)
+
+        socket.socket.connect = guarded_connect  # type: ignore[method-assign,assignment]
+        socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign,assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        socket.socket.connect = self._connect  # type: ignore[method-assign]
+        socket.socket.connect_ex = self._connect_ex  # type: ignore[method-assign]
+
+
+def _check(address: Any) -> None:
+    host = _host_of(address)
+    if host is not None and not _is_loopback(host):
+        raise NetworkBlockedError(
+            f"real network request to {host!r} blocked in tests: use the local Atdak server "
+            "(atdak_agents.testing) or mark the test @pytest.mark.network to allow it"
+        )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "network: allow real network requests beyond loopback in this test"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _atdak_block_network(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("network") is not None:
+        yield
+        return
+    with block_network():
+        yield
