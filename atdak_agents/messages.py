@@ -5,6 +5,16 @@ OpenAI-style ``tool_calls`` / ``tool_call_id`` fields for endpoints with native 
 framework knows *about* a message but must never send — which tool exchange it belongs to,
 whether it is a summary, when it was stored — lives in ``metadata``, which is excluded from
 serialisation. Unknown fields from a server are kept (forward compatibility).
+
+Metadata keys the framework itself uses (users may add their own):
+
+- ``"exchange"``: an id shared by an assistant message that calls tools and every message that
+  carries those tools' results (whatever the tool protocol). History fitting keeps or drops an
+  exchange as a whole, so a tool call is never separated from its result.
+- ``"kind"``: what the message is for the framework: ``"tool_call"``, ``"tool_result"``,
+  ``"correction"`` (a request to the model to fix its output), ``"summary"`` (stands for
+  dropped turns), ``"recalled"`` (an old turn pulled back from memory).
+- ``"created_at"``: a UNIX timestamp, set by memory stores.
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ from typing import Any, Literal, TypeAlias
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "EXCHANGE",
+    "KIND",
     "FunctionCall",
     "Message",
     "MessageLike",
@@ -24,6 +36,9 @@ __all__ = [
     "as_message",
     "as_messages",
 ]
+
+EXCHANGE = "exchange"
+KIND = "kind"
 
 Role: TypeAlias = Literal["system", "user", "assistant", "tool"]
 

@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "memory": 1,
     "tracing": 1,
     "context": 2,
+    "context.tokens": 1,  # pure token estimation: templates, tools and memory views use it
     "agent": 3,
     "tool_protocols": 3,
     "graph": 3,
