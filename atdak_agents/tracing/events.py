@@ -1,0 +1,300 @@
+"""The event model: one typed event stream that is live output, log and trace at once.
+
+Every event carries ``type``, ``run_id``, ``seq`` (its position in the run's stream, assigned
+when it is published), ``step``, ``node`` (the node's path in a nested graph, e.g.
+``"map_docs[3]/summarise"``), ``span_id`` / ``parent_span_id`` (so a trace is a tree: run → node
+→ model call / tool call) and ``ts`` (UNIX time). The classes are slotted dataclasses — cheap to
+create on the engine's hot path — validated, serialised and described by pydantic
+(:data:`EVENT_ADAPTER`).
+
+Content fields (messages, answers, tool arguments and results, state values) may be dropped with
+``trace_content=False``; each has a size field beside it that stays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, TypeAlias, Union
+
+from pydantic import Field, TypeAdapter
+
+__all__ = [
+    "EVENT_ADAPTER",
+    "EVENT_TYPES",
+    "CheckpointSaved",
+    "Event",
+    "EventBase",
+    "ModelRequest",
+    "ModelResponse",
+    "ModelRetrying",
+    "NodeFinished",
+    "NodeStarted",
+    "RunFailed",
+    "RunFinished",
+    "RunInterrupted",
+    "RunStarted",
+    "StateUpdated",
+    "TokenDelta",
+    "ToolCalled",
+    "ToolReturned",
+    "event_from_json",
+    "event_to_json",
+    "without_content",
+]
+
+
+@dataclass(slots=True, kw_only=True)
+class EventBase:
+    """Fields every event carries. ``seq`` is assigned by the run's event bus."""
+
+    type: str = ""
+    run_id: str
+    span_id: str = ""
+    parent_span_id: str | None = None
+    step: int | None = None
+    node: str | None = None
+    ts: float = 0.0
+    seq: int = 0
+
+
+# --------------------------------------------------------------------------- run
+
+
+@dataclass(slots=True, kw_only=True)
+class RunStarted(EventBase):
+    type: Literal["run_started"] = "run_started"
+    graph: str = ""
+    inputs: dict[str, Any] | None = None
+    resumed: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class RunFinished(EventBase):
+    """The run ended normally. ``status`` is ``"done"`` or ``"cut_off"`` (a cap was reached)."""
+
+    type: Literal["run_finished"] = "run_finished"
+    status: str = "done"
+    output: dict[str, Any] | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class RunFailed(EventBase):
+    type: Literal["run_failed"] = "run_failed"
+    error: str = ""
+    error_type: str = ""
+    usage: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class RunInterrupted(EventBase):
+    """The run stopped resumably: waiting for a human, cancelled, or a run-wide limit."""
+
+    type: Literal["run_interrupted"] = "run_interrupted"
+    reason: str = ""
+    question: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- nodes
+
+
+@dataclass(slots=True, kw_only=True)
+class NodeStarted(EventBase):
+    type: Literal["node_started"] = "node_started"
+    kind: str = ""
+
+
+@dataclass(slots=True, kw_only=True)
+class NodeFinished(EventBase):
+    """A node ended; ``updated`` lists the state keys it wrote, ``error`` is set when it failed."""
+
+    type: Literal["node_finished"] = "node_finished"
+    kind: str = ""
+    duration: float = 0.0
+    updated: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class StateUpdated(EventBase):
+    """State after a step: the keys that changed (and their new values unless content is off)."""
+
+    type: Literal["state_updated"] = "state_updated"
+    keys: list[str] = field(default_factory=list)
+    values: dict[str, Any] | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class CheckpointSaved(EventBase):
+    type: Literal["checkpoint_saved"] = "checkpoint_saved"
+    checkpoint_id: str = ""
+    size: int = 0
+
+
+# --------------------------------------------------------------------------- model calls
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelRequest(EventBase):
+    """A request about to be sent, with how its history was fitted into the budget.
+
+    ``fit`` holds the fitting decisions (e.g. ``{"strategy": "drop_oldest", "dropped": 12}``).
+    """
+
+    type: Literal["model_request"] = "model_request"
+    model: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    message_count: int = 0
+    estimated_tokens: int = 0
+    budget: int = 0
+    context_window: int = 0
+    fit: dict[str, Any] = field(default_factory=dict)
+    messages: list[dict[str, Any]] | None = None
+    size: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelResponse(EventBase):
+    """An answer: usage (estimated or reported), latency and the estimate it is compared to."""
+
+    type: Literal["model_response"] = "model_response"
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    usage_estimated: bool = False
+    estimated_prompt_tokens: int = 0
+    cost: float | None = None
+    latency: float = 0.0
+    finish_reason: str | None = None
+    content: str | None = None
+    size: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class ModelRetrying(EventBase):
+    """The provider layer decided to retry a failed attempt after ``wait`` seconds."""
+
+    type: Literal["model_retrying"] = "model_retrying"
+    model: str = ""
+    attempt: int = 0
+    reason: str = ""
+    wait: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class TokenDelta(EventBase):
+    """Streamed answer text (only text meant for the user; tool-protocol markup never)."""
+
+    type: Literal["token"] = "token"
+    text: str | None = ""
+    size: int = 0
+
+
+# --------------------------------------------------------------------------- tools
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolCalled(EventBase):
+    type: Literal["tool_called"] = "tool_called"
+    tool: str = ""
+    call_id: str = ""
+    arguments: dict[str, Any] | None = None
+    size: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
+class ToolReturned(EventBase):
+    type: Literal["tool_returned"] = "tool_returned"
+    tool: str = ""
+    call_id: str = ""
+    content: str | None = None
+    is_error: bool = False
+    duration: float = 0.0
+    size: int = 0
+
+
+Event: TypeAlias = Annotated[
+    Union[  # noqa: UP007 - the discriminated union reads best spelled out
+        RunStarted,
+        RunFinished,
+        RunFailed,
+        RunInterrupted,
+        NodeStarted,
+        NodeFinished,
+        StateUpdated,
+        CheckpointSaved,
+        ModelRequest,
+        ModelResponse,
+        ModelRetrying,
+        TokenDelta,
+        ToolCalled,
+        ToolReturned,
+    ],
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def _type_name(cls: type[EventBase]) -> str:
+    default = {f.name: f.default for f in dataclasses.fields(cls)}["type"]
+    assert isinstance(default, str)
+    return default
+
+
+EVENT_TYPES: dict[str, type[EventBase]] = {
+    _type_name(cls): cls
+    for cls in (
+        RunStarted,
+        RunFinished,
+        RunFailed,
+        RunInterrupted,
+        NodeStarted,
+        NodeFinished,
+        StateUpdated,
+        CheckpointSaved,
+        ModelRequest,
+        ModelResponse,
+        ModelRetrying,
+        TokenDelta,
+        ToolCalled,
+        ToolReturned,
+    )
+}
+
+_SERIALISERS: dict[type[EventBase], TypeAdapter[Any]] = {
+    cls: TypeAdapter(cls) for cls in EVENT_TYPES.values()
+}
+
+# content field -> the value it is replaced with when content is switched off
+_CONTENT_FIELDS: dict[str, Any] = {
+    "inputs": None,
+    "output": None,
+    "messages": None,
+    "content": None,
+    "arguments": None,
+    "values": None,
+    "text": None,
+    "question": None,
+}
+
+
+def event_to_json(event: EventBase) -> bytes:
+    """One event as a compact JSON object (one JSONL line without the newline)."""
+    return _SERIALISERS[type(event)].dump_json(event)
+
+
+def event_from_json(data: str | bytes) -> Event:
+    """Parse and validate one event (e.g. a line of a JSONL trace)."""
+    return EVENT_ADAPTER.validate_json(data)
+
+
+def without_content(event: EventBase) -> EventBase:
+    """A copy of ``event`` with message contents, arguments and values removed (sizes stay)."""
+    names = {f.name for f in dataclasses.fields(event)}
+    changes = {k: v for k, v in _CONTENT_FIELDS.items() if k in names}
+    return dataclasses.replace(event, **changes) if changes else event
