@@ -105,7 +105,7 @@ class InMemoryStore(MemoryStore):
                 if since is None or r.created_at >= since
             ]
         if last is not None:
-            chosen = chosen[len(chosen) - last :] if last else []
+            chosen = chosen[max(0, len(chosen) - last) :]
         return [_decode(i, session_id, r) for i, r in chosen]
 
     async def clear(self, session_id: str) -> int:

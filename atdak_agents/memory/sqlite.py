@@ -128,7 +128,7 @@ class SQLiteStore(MemoryStore):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(conn, self.busy_timeout)
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             migrate(conn, self.path)
         except BaseException:
@@ -222,6 +222,26 @@ class SQLiteStore(MemoryStore):
 
 
 # ---------------------------------------------------------------------- worker-side functions
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL (once per file: the mode is stored in it).
+
+    Switching needs an exclusive lock and SQLite reports "locked" at once, without waiting
+    for the busy timeout, when another process opens the new file at the same moment; so
+    retry with backoff until ``timeout``.
+    """
+    deadline, delay = time.monotonic() + timeout, 0.001
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 @contextmanager

@@ -89,6 +89,8 @@ async def test_load_last_since_and_after(store: MemoryStore) -> None:
     assert texts(await store.load("s", last=3)) == ["new2", "new3", "new4"]
     assert await store.load("s", last=0) == []
     assert len(await store.load("s", last=100)) == 10
+    assert len(await store.load("s", last=11)) == 10
+    assert len(await store.load("s", last=10)) == 10
     assert texts(await store.load("s", since=1003.0)) == ["old3", "old4", *texts(new)]
     assert texts(await store.load("s", after_id=old[-1].id)) == texts(new)
     assert texts(await store.load("s", after_id=new[1].id, last=2)) == ["new3", "new4"]
