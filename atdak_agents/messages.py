@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 __all__ = [
     "EXCHANGE",
@@ -66,6 +66,18 @@ class ToolCall(BaseModel):
         return json.loads(self.function.arguments or "{}")
 
 
+class _TokenCache(dict[str, Any]):
+    """Token counts of a message by tokenizer name: a cache, so it never makes messages unequal."""
+
+    __hash__ = None
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+
 class Message(BaseModel):
     """One chat message: ``Message(role="user", content="你好")``.
 
@@ -81,6 +93,8 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+    # Token counts by tokenizer name, kept by atdak_agents.context.tokens; never serialised.
+    _token_cache: _TokenCache = PrivateAttr(default_factory=_TokenCache)
 
     @property
     def text(self) -> str:
