@@ -60,7 +60,6 @@ def _v2_sessions(conn: sqlite3.Connection) -> None:
             token_count INTEGER NOT NULL DEFAULT 0
         )"""
     )
-    conn.execute("CREATE INDEX memory_sessions_by_update ON memory_sessions (updated_at)")
     conn.execute(
         """INSERT INTO memory_sessions
            SELECT session_id, MIN(created_at), MAX(created_at), COUNT(*), SUM(tokens)
