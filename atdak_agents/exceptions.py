@@ -17,6 +17,7 @@ Errors are split by *when* they happen, so that callers can catch exactly the ki
     │   │   │   └── APITimeoutError    a connect/read/total timeout or deadline passed
     │   │   ├── StreamError            a stream broke after it started (carries what was received)
     │   │   │   └── IncompleteStreamError   the stream ended without ``data: [DONE]``
+    │   │   ├── APIResponseValidationError  a 2xx answer that cannot be used (bad JSON, no choices)
     │   │   └── APIStatusError         the endpoint answered with an error status
     │   │       ├── BadRequestError              400
     │   │       │   └── ContextLengthExceededError   400, the prompt did not fit the window
@@ -49,6 +50,7 @@ from typing import Any
 
 __all__ = [
     "APIConnectionError",
+    "APIResponseValidationError",
     "APIStatusError",
     "APITimeoutError",
     "AtdakError",
@@ -245,12 +247,35 @@ class IncompleteStreamError(StreamError):
     """The stream ended without ``data: [DONE]``: the answer may be truncated."""
 
 
+class APIResponseValidationError(ProviderError):
+    """The endpoint answered with a success status but a body that cannot be used.
+
+    For example a body that is not JSON, does not match the chat-completion shape, or has no
+    ``choices``. ``status_code``, ``request_id`` and ``body`` (the raw text, truncated) are kept.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int = 200,
+        request_id: str | None = None,
+        body: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.request_id = request_id
+        self.body = body
+        suffix = f" [request id {request_id}]" if request_id else ""
+        super().__init__(f"{message}{suffix}")
+
+
 class APIStatusError(ProviderError):
     """The endpoint answered with an HTTP error status.
 
     ``status_code``, ``message`` (the server's own words), ``request_id`` (from the
     ``x-request-id`` header when present), ``body`` (the parsed or raw body) and ``code`` /
-    ``type`` from an OpenAI-style ``{"error": {...}}`` body.
+    ``type`` from an OpenAI-style ``{"error": {...}}`` body. ``hint`` is atdak_agents' own advice
+    on how to fix it, shown after the server's message.
     """
 
     def __init__(
@@ -263,6 +288,7 @@ class APIStatusError(ProviderError):
         code: str | None = None,
         error_type: str | None = None,
         retry_after: float | None = None,
+        hint: str | None = None,
     ) -> None:
         self.status_code = status_code
         self.message = message
@@ -271,8 +297,10 @@ class APIStatusError(ProviderError):
         self.code = code
         self.type = error_type
         self.retry_after = retry_after
+        self.hint = hint
         suffix = f" [request id {request_id}]" if request_id else ""
-        super().__init__(f"HTTP {status_code}: {message}{suffix}")
+        advice = f" ({hint})" if hint else ""
+        super().__init__(f"HTTP {status_code}: {message}{advice}{suffix}")
 
 
 class BadRequestError(APIStatusError):

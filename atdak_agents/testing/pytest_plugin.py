@@ -2,18 +2,22 @@
 
 Any socket connection to a host other than loopback fails with a clear message unless the test
 opts in with ``@pytest.mark.network``. Loopback stays open, so tests can use the local
-Atdak-compatible server over real HTTP.
+Atdak-compatible server over real HTTP: the ``atdak_server`` fixture gives each test its own
+(on an ephemeral port, in a background thread), ``atdak_server_module`` one per test module.
 """
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-__all__ = ["NetworkBlockedError", "block_network"]
+if TYPE_CHECKING:
+    from .server import LocalAtdakServer
+
+__all__ = ["NetworkBlockedError", "atdak_server", "atdak_server_module", "block_network"]
 
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "ip6-localhost"}
 
@@ -79,3 +83,25 @@ def _atdak_block_network(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     with block_network():
         yield
+
+
+@pytest.fixture
+def atdak_server() -> Iterator[LocalAtdakServer]:
+    """A local Atdak-compatible server for one test (echoes until given a responder).
+
+    Set ``atdak_server.responder = [...]`` to script it; point a client at it with
+    ``atdak_server.client()`` / ``atdak_server.async_client()``.
+    """
+    from .server import LocalAtdakServer
+
+    with LocalAtdakServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def atdak_server_module() -> Iterator[LocalAtdakServer]:
+    """One local server shared by a test module; call ``reset(responder)`` at each test's start."""
+    from .server import LocalAtdakServer
+
+    with LocalAtdakServer() as server:
+        yield server
