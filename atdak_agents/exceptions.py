@@ -159,17 +159,25 @@ class ToolDefinitionError(DefinitionError):
 
 
 class Problem:
-    """One problem found while validating a definition: where it is and what is wrong."""
+    """One problem found while validating a definition: where it is and what is wrong.
 
-    __slots__ = ("hint", "location", "message")
+    ``location`` is a dotted path in the definition (``nodes.classify.llm.prompt``); ``line`` is
+    the line *inside* that value when it is a multi-line text such as a template.
+    """
 
-    def __init__(self, location: str, message: str, hint: str | None = None) -> None:
+    __slots__ = ("hint", "line", "location", "message")
+
+    def __init__(
+        self, location: str, message: str, hint: str | None = None, *, line: int | None = None
+    ) -> None:
         self.location = location
         self.message = message
         self.hint = hint
+        self.line = line
 
     def __str__(self) -> str:
-        text = f"{self.location}: {self.message}"
+        where = f"{self.location} (line {self.line})" if self.line else self.location
+        text = f"{where}: {self.message}"
         return f"{text} ({self.hint})" if self.hint else text
 
     def __repr__(self) -> str:

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+from ._expressions import compile_expression
 from ._filters import DEFAULT_MARKER, bullets, numbered, tojson, truncate_tokens
 from ._template import PromptEnvironment, PromptTemplate, SearchPath
 from ._variables import TemplateProblem, TemplateVariable
@@ -34,6 +35,7 @@ __all__ = [
     "TemplateProblem",
     "TemplateVariable",
     "bullets",
+    "compile_expression",
     "numbered",
     "tojson",
     "truncate_tokens",

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from jinja2 import FileSystemLoader, StrictUndefined, UndefinedError
@@ -73,9 +73,22 @@ class StrictPromptUndefined(StrictUndefined):
 
 
 class PromptSandbox(ImmutableSandboxedEnvironment):
-    """The sandboxed environment, with size checks on ``*`` and ``**``."""
+    """The sandboxed environment, with size checks on ``*`` and ``**``.
+
+    On a mapping, ``x.name`` means the key ``name`` when there is one: ``state.items`` is the
+    state key ``items``, not the dict method of that name.
+    """
 
     intercepted_binops = frozenset({"*", "**"})
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """Keys first for mappings, then jinja2's sandboxed attribute lookup."""
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except (KeyError, TypeError):
+                pass
+        return super().getattr(obj, attribute)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         """Refuse repetitions and powers that would build huge values; else compute as usual."""

@@ -159,11 +159,16 @@ class EventBus:
         for subscription in self._subscribers:
             subscription.push(event)
 
-    def close(self) -> None:
-        """End of the run: close every subscription and sink."""
+    def end_subscriptions(self) -> None:
+        """The run stopped (finished or paused): end every live subscription; sinks stay."""
         for subscription in self._subscribers:
             subscription.close()
         self._subscribers.clear()
+        self.active = bool(self._sinks)
+
+    def close(self) -> None:
+        """End of the run: close every subscription and sink."""
+        self.end_subscriptions()
         for sink in self._sinks:
             sink.close()
         self._sinks.clear()

@@ -96,3 +96,12 @@ def test_reasonable_arithmetic_and_public_methods_still_work() -> None:
 def test_values_are_not_evaluated_even_when_they_contain_attacks() -> None:
     attack = "{{ cycler.__init__.__globals__.os.system('id') }}"
     assert PromptTemplate("{{ v }}").render(v=attack) == attack
+
+
+def test_mapping_keys_win_over_dict_methods() -> None:
+    from atdak_agents.templates import PromptTemplate, compile_expression
+
+    state = {"items": [1, 2], "keys": "k"}
+    assert PromptTemplate("{{ state.items }} {{ state.keys }}").render(state=state) == "[1, 2] k"
+    assert compile_expression("state.items")(state=state) == [1, 2]
+    assert compile_expression("state.get('keys')")(state=state) == "k"

@@ -1,0 +1,1 @@
+"""Agent graphs: definition as data, validation, state, the step-by-step engine, checkpoints."""

@@ -1,0 +1,563 @@
+"""The step-by-step runner.
+
+A run advances in *steps*. Each step runs every task of the current frontier (concurrently when
+there are several), merges their updates into the state in frontier order — deterministic whatever
+order they finished in — and computes the next frontier: static edges, routers (evaluated on the
+merged state, no step of their own), joins (a target waits for all its sources). A checkpointer,
+when given, commits the step atomically before the next one starts.
+
+    run = graph.start({"question": "..."})
+    report = await run.step()          # one step, and what happened
+    result = await run.until_done()    # or graph.run(...) / graph.run_sync(...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import (
+    GraphChangedError,
+    NodeError,
+    RunError,
+    StoreError,
+    UsageError,
+    UsageLimitExceeded,
+)
+from ..tracing.bus import Scope, new_span_id, scope
+from ..tracing.events import (
+    CheckpointSaved,
+    EventBase,
+    RunFailed,
+    RunFinished,
+    RunInterrupted,
+    RunStarted,
+    StateUpdated,
+)
+from ..usage import RunUsage
+from .checkpoint import Checkpointer, RunRecord, StepRecord
+from .journal import Journal
+from .nodes import HumanRunner, NodeContext, NodeOutcome, RunEnv, Task, run_node
+from .spec import Limits
+
+if TYPE_CHECKING:
+    from .build import Graph
+
+__all__ = ["Run", "RunResult", "StepReport", "empty_books", "new_run_id", "runner_id"]
+
+TERMINAL = frozenset({"done", "failed"})
+_MAX_ROUTER_CHAIN = 64
+
+
+@dataclass(slots=True)
+class StepReport:
+    """What one step did."""
+
+    step: int
+    nodes: list[str]
+    updated: list[str]
+    status: str
+    question: str | None = None
+
+
+@dataclass
+class RunResult:
+    """How a run ended (or paused).
+
+    ``status``: ``done``; ``waiting`` (for a human: see ``question``); ``interrupted`` (cancelled
+    or a run-wide limit, see ``reason``; resumable); ``failed`` (see ``error``).
+    """
+
+    run_id: str
+    status: str
+    output: dict[str, Any]
+    state: dict[str, Any]
+    usage: RunUsage
+    steps: int
+    question: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    ended_at: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def runner_id() -> str:
+    """Identifies this process as a lease holder."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Run:
+    """One execution of a graph, advanced step by step. Create with ``graph.start(...)``."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        env: RunEnv,
+        *,
+        run_id: str,
+        state: dict[str, Any],
+        frontier: list[Task],
+        checkpointer: Checkpointer | None = None,
+        step: int = 0,
+        bookkeeping: dict[str, Any] | None = None,
+        status: str = "pending",
+        path_prefix: str = "",
+        limits: Limits | None = None,
+        journal: Journal | None = None,
+    ) -> None:
+        self.id = run_id
+        self.graph = graph
+        self.env = env
+        self.state = state
+        self.frontier = frontier
+        self.status = status
+        self.checkpointer = checkpointer
+        self.question: str | None = None
+        self.reason: str | None = None
+        self.error: str | None = None
+        self._step = step
+        self._prefix = path_prefix
+        self._limits = limits or graph.spec.limits
+        self._books = bookkeeping if bookkeeping is not None else empty_books()
+        self._owner = runner_id()
+        self._started_at = time.monotonic()
+        self._root = Scope(env.bus, env.run_id, new_span_id(), None, None, path_prefix or None)
+        self._driver: asyncio.Task[RunResult] | None = None
+        self._shared_journal = journal
+        env.answers = self._books["answers"]
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def steps(self) -> int:
+        """Steps completed so far."""
+        return self._step
+
+    def events(
+        self,
+        *,
+        include: Collection[str] | None = None,
+        exclude: Collection[str] = (),
+        content: bool = True,
+    ) -> AsyncIterator[EventBase]:
+        """A live stream of this run's events; iterating it drives the run if nothing else does.
+
+        ``exclude={"token"}`` drops streamed tokens; ``content=False`` drops message contents.
+        """
+        subscription = self.env.bus.subscribe(include=include, exclude=exclude, content=content)
+        return self._drive_while(subscription)
+
+    async def _drive_while(
+        self, subscription: AsyncIterator[EventBase]
+    ) -> AsyncIterator[EventBase]:
+        if self._driver is None and self.status not in TERMINAL | {"waiting"}:
+            self._driver = asyncio.ensure_future(self.until_done())
+        async for event in subscription:
+            yield event
+        if self._driver is not None and self._driver.done():
+            self._driver.result()  # surface a crash of the driver
+
+    async def step(self) -> StepReport:
+        """Run the next step and return what it did."""
+        self._check_can_step()
+        with scope(self._root):
+            if self.status == "pending":
+                await self._begin()
+            try:
+                report = await self._step_within_limits()
+            except (UsageLimitExceeded, asyncio.TimeoutError) as exc:
+                reason = _limit_reason(exc, self._limits)
+                await self._interrupt(reason)
+                return StepReport(self._step, [], [], self.status)
+            except asyncio.CancelledError:
+                await self._interrupt("cancelled")
+                raise
+            except RunError as exc:
+                await self._fail(exc)
+                raise
+        return report
+
+    async def until_done(self) -> RunResult:
+        """Step until the run ends or pauses; returns the result (never raises for a failed
+        node: the result says ``failed`` and why)."""
+        try:
+            while self.status not in TERMINAL | {"waiting", "interrupted"}:
+                try:
+                    await self.step()
+                except RunError:
+                    break
+        finally:
+            if not self._prefix:
+                self.env.bus.end_subscriptions()
+        return self.result()
+
+    def answer(self, value: Any) -> None:
+        """Give the waiting human node its answer; the next step continues the run."""
+        if self.status != "waiting":
+            raise UsageError(f"run {self.id} is not waiting for an answer (status: {self.status})")
+        waiting = self._books["waiting"]
+        answers = value if len(waiting) > 1 and isinstance(value, Mapping) else {waiting[0]: value}
+        for path, answer in answers.items():
+            self._check_answer(str(path), answer)
+        self._books["answers"].update({str(k): v for k, v in answers.items()})
+        self.status = "running"
+        self.question = None
+
+    async def release(self) -> None:
+        """Give up this runner's lease on the run (another process may then resume it)."""
+        if self.checkpointer is not None:
+            await self.checkpointer.release(self.id, self._owner)
+
+    def _check_answer(self, path: str, answer: Any) -> None:
+        task = next((t for t in self.frontier if t.path == path), None)
+        if task is None:
+            raise UsageError(f"no human node {path!r} is waiting in run {self.id}")
+        runner = self.graph.runners[task.node]
+        if isinstance(runner, HumanRunner):
+            runner.check_answer(path, answer)
+
+    def result(self) -> RunResult:
+        return RunResult(
+            run_id=self.id,
+            status=self.status,
+            output=self._output() if self.status == "done" else {},
+            state=dict(self.state),
+            usage=self.env.usage,
+            steps=self._step,
+            question=self.question,
+            reason=self.reason,
+            error=self.error,
+            ended_at=(self._books["ended"] or [None])[-1],
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _check_can_step(self) -> None:
+        if self.status in TERMINAL:
+            raise UsageError(f"run {self.id} has ended ({self.status}); start a new run")
+        if self.status == "waiting":
+            raise UsageError(
+                f"run {self.id} is waiting for human input ({self.question!r}); "
+                "call run.answer(...) or graph.resume(run_id, answer=...) first"
+            )
+
+    async def _begin(self) -> None:
+        self.status = "running"
+        if not self.frontier:
+            self.frontier = self._entry_frontier()
+        if self.checkpointer is not None:
+            await self.checkpointer.create_run(
+                RunRecord(
+                    run_id=self.id,
+                    graph=self.graph.name,
+                    fingerprint=self.graph.fingerprint,
+                    inputs=dict(self.env.inputs),
+                    session_id=self.env.session_id,
+                )
+            )
+            await self.checkpointer.acquire(self.id, self._owner)
+        self._root.emit(RunStarted, graph=self.graph.name, inputs=dict(self.env.inputs))
+
+    async def _step_within_limits(self) -> StepReport:
+        limits = self._limits
+        if limits.steps is not None and self._step >= limits.steps:
+            raise UsageLimitExceeded("steps", self._step + 1, limits.steps)
+        if limits.wall_seconds is None:
+            report = await self._run_step()
+        else:
+            remaining = limits.wall_seconds - (time.monotonic() - self._started_at)
+            if remaining <= 0:
+                raise asyncio.TimeoutError
+            report = await asyncio.wait_for(self._run_step(), remaining)
+        self.env.check_usage()
+        return report
+
+    async def _interrupt(self, reason: str) -> None:
+        self.status = "interrupted"
+        self.reason = reason
+        self._root.emit(RunInterrupted, reason=reason, usage=_usage_dict(self.env.usage))
+        await self._store_status()
+
+    async def _fail(self, exc: BaseException) -> None:
+        self.status = "failed"
+        self.error = str(exc)
+        self._root.emit(
+            RunFailed,
+            error=str(exc),
+            error_type=type(exc).__name__,
+            usage=_usage_dict(self.env.usage),
+            duration=time.monotonic() - self._started_at,
+        )
+        await self._store_status()
+        self._close()
+
+    async def _finish(self) -> None:
+        self._root.emit(
+            RunFinished,
+            status="done",
+            output=self._output(),
+            usage=_usage_dict(self.env.usage),
+            duration=time.monotonic() - self._started_at,
+        )
+        self._close()
+
+    async def _store_status(self) -> None:
+        if self.checkpointer is None:
+            return
+        try:
+            fields: dict[str, Any] = {"status": self.status, "question": self.question}
+            fields["error"] = self.error if self.status == "failed" else self.reason
+            if self.status == "done":
+                fields["output"] = self._output()
+            await self.checkpointer.update_run(self.id, **fields)
+            if self.status in TERMINAL | {"interrupted", "waiting"}:
+                await self.checkpointer.release(self.id, self._owner)
+        except StoreError:
+            if self.status != "failed":
+                raise
+
+    def _close(self) -> None:
+        if not self._prefix:  # a subgraph shares its parent's bus
+            self.env.bus.close()
+
+    # ------------------------------------------------------------------ one step
+
+    async def _run_step(self) -> StepReport:
+        number = self._step + 1
+        self._root.step = number
+        tasks = self.frontier
+        journal = await self._journal(number)
+        outcomes = await self._execute(tasks, number, journal)
+        updates, changed, waiting = self._merge(tasks, outcomes)
+        self.frontier = self._advance(tasks, waiting)
+        self._step = number
+        self._books["waiting"] = [t.path for t in waiting]
+        self.status = "waiting" if waiting else ("running" if self.frontier else "done")
+        if changed:
+            values = {key: self.state[key] for key in changed}
+            self._root.emit(StateUpdated, keys=changed, values=values)
+        await self._save(number, tasks, updates)
+        if self.status == "done":
+            await self._finish()
+        return StepReport(number, [t.path for t in tasks], changed, self.status, self.question)
+
+    async def _journal(self, number: int) -> Journal | None:
+        if self.checkpointer is None:
+            return self._shared_journal  # a subgraph journals into its parent's step
+        recorded = await self.checkpointer.load_calls(self.id, number)
+        return Journal(self.checkpointer, self.id, number, recorded)
+
+    async def _execute(
+        self, tasks: Sequence[Task], number: int, journal: Journal | None
+    ) -> list[NodeOutcome]:
+        state = MappingProxyType(self.state)
+        if len(tasks) == 1:
+            return [await self._run_task(tasks[0], state, number, journal)]
+        results = await asyncio.gather(
+            *(self._run_task(t, state, number, journal) for t in tasks), return_exceptions=True
+        )
+        for outcome in results:  # the first failure in frontier order, whatever finished first
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return results  # type: ignore[return-value]
+
+    async def _run_task(
+        self, task: Task, state: Mapping[str, Any], number: int, journal: Journal | None
+    ) -> NodeOutcome:
+        ctx = NodeContext(self.env, state, task.path, number)
+        return await run_node(self.graph.runners[task.node], ctx, journal)
+
+    def _merge(
+        self, tasks: Sequence[Task], outcomes: Sequence[NodeOutcome]
+    ) -> tuple[list[tuple[str, str, Any]], list[str], list[Task]]:
+        updates: list[tuple[str, str, Any]] = []
+        changed: list[str] = []
+        waiting: list[Task] = []
+        apply = self.graph.schema.apply
+        for task, outcome in zip(tasks, outcomes, strict=True):
+            if outcome.interrupt is not None:
+                waiting.append(task)
+                self.question = outcome.interrupt
+                continue
+            if outcome.updates:
+                for key in apply(self.state, task.path, outcome.updates):
+                    updates.append((task.path, key, outcome.updates[key]))
+                    if key not in changed:
+                        changed.append(key)
+        return updates, changed, waiting
+
+    async def _save(self, number: int, tasks: Sequence[Task], updates: list[Any]) -> None:
+        if self.checkpointer is None:
+            return
+        record = StepRecord(
+            run_id=self.id,
+            step=number,
+            updates=updates,
+            frontier=[{"node": t.node, "path": t.path} for t in self.frontier],
+            bookkeeping=self._books,
+            nodes=[t.path for t in tasks],
+        )
+        await self.checkpointer.save_step(record, owner=self._owner, status=self.status)
+        if self.status == "waiting":
+            await self.checkpointer.update_run(self.id, question=self.question)
+            await self.checkpointer.release(self.id, self._owner)
+        elif self.status == "done":
+            await self.checkpointer.update_run(self.id, output=self._output())
+            await self.checkpointer.release(self.id, self._owner)
+        self._root.emit(CheckpointSaved, checkpoint_id=f"{self.id}:{number}")
+
+    # ------------------------------------------------------------------ routing
+
+    def _advance(self, tasks: Sequence[Task], waiting: Sequence[Task]) -> list[Task]:
+        """The next frontier: tasks still waiting first, then successors in edge order."""
+        frontier = list(waiting)
+        scheduled = {t.node for t in frontier}
+        waiting_nodes = {t.node for t in waiting}
+        for task in tasks:
+            if task.node in waiting_nodes:
+                continue
+            for target, join in self.graph.successors[task.node]:
+                self._reach(target, task.node, join, frontier, scheduled, 0)
+        return frontier
+
+    def _reach(
+        self,
+        target: str,
+        source: str,
+        join: int | None,
+        frontier: list[Task],
+        scheduled: set[str],
+        depth: int,
+    ) -> None:
+        graph = self.graph
+        if join is not None and not self._join_complete(join, source):
+            return
+        if target in graph.ends:
+            self._books["ended"].append(target)
+            return
+        if target in graph.routers:
+            if depth > _MAX_ROUTER_CHAIN:
+                raise NodeError(target, "routers route to each other in a loop without a node")
+            chosen = self._route(target)
+            self._reach(chosen, target, None, frontier, scheduled, depth + 1)
+            return
+        if target not in scheduled:
+            scheduled.add(target)
+            frontier.append(Task(target, f"{self._prefix}{target}"))
+
+    def _entry_frontier(self) -> list[Task]:
+        frontier: list[Task] = []
+        self._reach(self.graph.entry, "", None, frontier, set(), 0)
+        return frontier
+
+    def _join_complete(self, join: int, source: str) -> bool:
+        arrived = self._books["joins"].setdefault(str(join), [])
+        if source not in arrived:
+            arrived.append(source)
+        if set(arrived) >= self.graph.joins[join]:
+            del self._books["joins"][str(join)]
+            return True
+        return False
+
+    def _route(self, router: str) -> str:
+        names = {"state": MappingProxyType(self.state), "inputs": self.env.inputs}
+        counts = self._books["routes"]
+        for index, route in enumerate(self.graph.routers[router]):
+            taken = f"{router}:{index}"
+            if route.when is not None and not route.when.evaluate(names, where=router):
+                continue
+            if route.max_iterations is not None and counts.get(taken, 0) >= route.max_iterations:
+                if route.is_otherwise:
+                    return route.exhausted
+                continue
+            counts[taken] = counts.get(taken, 0) + 1
+            return route.target
+        raise NodeError(router, "no route matched and there is no `otherwise` route")
+
+    def _output(self) -> dict[str, Any]:
+        outputs = self.graph.outputs
+        if not outputs:
+            return dict(self.state)
+        names = {"state": MappingProxyType(self.state), "inputs": self.env.inputs}
+        return {name: expr.evaluate(names, where=f"outputs.{name}") for name, expr in outputs}
+
+    # ------------------------------------------------------------------ resuming
+
+    @classmethod
+    async def restore(
+        cls,
+        graph: Graph,
+        env: RunEnv,
+        checkpointer: Checkpointer,
+        *,
+        migrate: bool = False,
+    ) -> Run:
+        """Rebuild a run from its checkpoints (after a crash, a pause or in another process)."""
+        record = await checkpointer.get_run(env.run_id)
+        if record is None:
+            raise StoreError(f"no run {env.run_id!r} in the checkpointer")
+        if record.fingerprint != graph.fingerprint and not migrate:
+            raise GraphChangedError(
+                f"run {env.run_id} was started with a different version of graph "
+                f"{record.graph!r} (fingerprint {record.fingerprint[:12]}, now "
+                f"{graph.fingerprint[:12]}); resume with migrate=True to continue it under "
+                "the new graph, or start a new run"
+            )
+        steps = await checkpointer.load_steps(env.run_id)
+        state, frontier, books = graph.replay(steps)
+        run = cls(
+            graph,
+            env,
+            run_id=env.run_id,
+            state=state,
+            frontier=frontier,
+            checkpointer=checkpointer,
+            step=steps[-1].step if steps else 0,
+            bookkeeping=books,
+            status=_resumed_status(record.status),
+        )
+        run.question = record.question
+        if not steps:  # it died before its first step completed
+            run.frontier = run._entry_frontier()
+        await checkpointer.acquire(run.id, run._owner)
+        return run
+
+
+def empty_books() -> dict[str, Any]:
+    """Fresh run bookkeeping: join arrivals, router counters, answers, waiting, ends."""
+    return {"joins": {}, "routes": {}, "answers": {}, "waiting": [], "ended": []}
+
+
+def _resumed_status(stored: str) -> str:
+    return {"interrupted": "running", "failed": "running", "pending": "running"}.get(stored, stored)
+
+
+def _limit_reason(exc: BaseException, limits: Limits) -> str:
+    if isinstance(exc, UsageLimitExceeded):
+        return f"limit reached: {exc}"
+    return f"limit reached: wall time of {limits.wall_seconds:g} s"
+
+
+def _usage_dict(usage: RunUsage) -> dict[str, Any]:
+    return {
+        "requests": usage.requests,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "tool_calls": usage.tool_calls,
+        "estimated_requests": usage.estimated_requests,
+        "cost": usage.cost,
+    }

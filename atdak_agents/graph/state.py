@@ -1,0 +1,125 @@
+"""Shared state: declared keys, and the reducer that merges each update into a key.
+
+Nodes return partial updates (``{"drafts": "…"}``); the engine applies all updates of a step in a
+deterministic order (the order of the step's tasks, whatever order they finished in). Writing a
+key that was not declared is an error, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeAlias
+
+from ..exceptions import NodeError
+from .spec import StateKeySpec
+
+__all__ = ["BUILTIN_REDUCERS", "Reducer", "StateSchema", "check_type"]
+
+Reducer: TypeAlias = Callable[[Any, Any], Any]
+
+
+def _replace(current: Any, update: Any) -> Any:
+    return update
+
+
+def _append(current: Any, update: Any) -> list[Any]:
+    return [*(current or ()), update]
+
+
+def _extend(current: Any, update: Any) -> list[Any]:
+    if not isinstance(update, list | tuple):
+        raise TypeError(f"the 'extend' reducer takes a list, got {type(update).__name__}")
+    return [*(current or ()), *update]
+
+
+def _merge(current: Any, update: Any) -> dict[str, Any]:
+    if not isinstance(update, Mapping):
+        raise TypeError(f"the 'merge' reducer takes a mapping, got {type(update).__name__}")
+    return {**(current or {}), **update}
+
+
+def _add(current: Any, update: Any) -> Any:
+    return update if current is None else current + update
+
+
+BUILTIN_REDUCERS: dict[str, Reducer] = {
+    "replace": _replace,
+    "append": _append,
+    "extend": _extend,
+    "merge": _merge,
+    "add": _add,
+}
+
+_PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "list": (list, tuple),
+    "dict": dict,
+}
+
+
+def check_type(declared: str, value: Any) -> bool:
+    """Whether ``value`` fits a declared value type (``None`` always fits)."""
+    expected = _PYTHON_TYPES.get(declared)
+    if expected is None or value is None:
+        return True
+    if declared in ("integer", "number") and isinstance(value, bool):
+        return False
+    return isinstance(value, expected)
+
+
+class StateSchema:
+    """The declared state keys of a graph with their reducers."""
+
+    def __init__(
+        self,
+        keys: Mapping[str, StateKeySpec],
+        resolve: Callable[[str], Callable[..., Any]],
+    ) -> None:
+        self.keys = dict(keys)
+        self.reducers: dict[str, Reducer] = {
+            name: _reducer_of(spec, resolve) for name, spec in self.keys.items()
+        }
+
+    def initial(self) -> dict[str, Any]:
+        """A fresh state: every key at its declared default (copied, never shared)."""
+        return {name: copy.deepcopy(spec.default) for name, spec in self.keys.items()}
+
+    def apply(self, state: dict[str, Any], node: str, updates: Mapping[str, Any]) -> list[str]:
+        """Merge one node's ``updates`` into ``state`` in place; returns the keys written."""
+        reducers = self.reducers
+        for key, value in updates.items():
+            reducer = reducers.get(key)
+            if reducer is None:
+                raise NodeError(node, self._undeclared(key))
+            try:
+                state[key] = reducer(state.get(key), value)
+            except (TypeError, ValueError) as exc:
+                raise NodeError(node, f"cannot update state key {key!r}: {exc}") from exc
+        return list(updates)
+
+    def replay(self, updates: Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
+        """The state after applying ``(node, key, value)`` updates to a fresh state."""
+        state = self.initial()
+        for node, key, value in updates:
+            self.apply(state, node, {key: value})
+        return state
+
+    def _undeclared(self, key: str) -> str:
+        known = ", ".join(sorted(self.keys)) or "none"
+        return (
+            f"wrote state key {key!r}, which is not declared (declared keys: {known}); "
+            f"declare it under `state:` with a type and reducer"
+        )
+
+
+def _reducer_of(spec: StateKeySpec, resolve: Callable[[str], Callable[..., Any]]) -> Reducer:
+    reducer = spec.reducer
+    if callable(reducer):
+        return reducer
+    if reducer in BUILTIN_REDUCERS:
+        return BUILTIN_REDUCERS[reducer]
+    return resolve(reducer)
