@@ -27,7 +27,7 @@ from typing import Any, Literal, TypeVar
 from ..exceptions import InvalidParameterError, StoreError
 from ..messages import Message, MessageLike
 from . import _search
-from ._records import decode, encode, message_list
+from ._records import Row, decode, encode, message_list
 from ._sqlite_schema import migrate, session_token
 from .base import (
     MemoryStore,
@@ -142,7 +142,11 @@ class SQLiteStore(MemoryStore):
     async def append(
         self, session_id: str, messages: MessageLike | Iterable[MessageLike]
     ) -> list[StoredMessage]:
-        """Store one message or several in one transaction, at the end of the session."""
+        """Store one message or several in one transaction, at the end of the session.
+
+        Cancelling the awaiting task does not undo an append the worker has started: it is
+        committed whole (never half), and the next operation sees it.
+        """
         check_session_id(session_id)
         checked = message_list(messages)
         if not checked:
@@ -257,7 +261,7 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def _values(row: Any) -> tuple[Any, ...]:
+def _values(row: Row) -> tuple[Any, ...]:
     return (row.role, row.content, row.created_at, row.tokens, row.metadata, row.extra)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from atdak_agents.exceptions import InvalidParameterError, StoreError
-from atdak_agents.memory import SQLiteStore
+from atdak_agents.memory import SQLiteStore, message_tokens
 from atdak_agents.memory._sqlite_schema import LATEST, MIGRATIONS, schema_version
 
 
@@ -153,7 +153,7 @@ async def test_event_loop_keeps_running_during_a_long_write(tmp_path: Path) -> N
 
 WRITER = """
 import asyncio, sys
-from atdak_agents.memory import SQLiteStore
+from atdak_agents.memory import SQLiteStore, message_tokens
 
 path, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 print("ready", flush=True)
@@ -204,7 +204,7 @@ def _writes(count: int) -> list[tuple[int, int]]:
 
 VICTIM = """
 import asyncio, sys
-from atdak_agents.memory import SQLiteStore
+from atdak_agents.memory import SQLiteStore, message_tokens
 
 path, round_ = sys.argv[1], sys.argv[2]
 padding = "填充文本 padding text " * 40
@@ -320,3 +320,41 @@ async def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     async with SQLiteStore(path) as store:
         with pytest.raises(StoreError, match=rf"version {LATEST + 1}, newer.*upgrade"):
             await store.load("s")
+
+
+# --------------------------------------------------------------------------- asyncio edges
+
+
+async def test_token_model_chooses_the_counting_model(tmp_path: Path) -> None:
+    text = "def f(x):\n    return {'订单': x}  # 代码 and 中文"
+    async with SQLiteStore(tmp_path / "m.db", token_model="atdak-llama-70b") as store:
+        (record,) = await store.append("s", {"role": "user", "content": text})
+    assert record.tokens == message_tokens([record], "atdak-llama-70b")[0]
+
+
+async def test_close_finishes_appends_already_started(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    store = SQLiteStore(path)
+    tasks = [
+        asyncio.create_task(store.append("s", {"role": "user", "content": f"m{i}"}))
+        for i in range(20)
+    ]
+    await asyncio.sleep(0)  # every task has handed its append to the worker
+    await store.close()
+    assert [len(await t) for t in tasks] == [1] * 20
+    async with SQLiteStore(path) as reopened:
+        assert len(await reopened.load("s")) == 20
+
+
+async def test_a_cancelled_append_still_completes_whole(tmp_path: Path) -> None:
+    async with SQLiteStore(tmp_path / "m.db") as store:
+        batch = [{"role": "user", "content": f"批量 {i} " * 30} for i in range(2000)]
+        task = asyncio.create_task(store.append("s", batch))
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        stored = await store.load("s")  # runs after the worker finished the append
+        assert len(stored) == 2000  # handed to the worker: committed whole, as documented
+        await store.append("s", {"role": "user", "content": "still works"})
+        assert (await store.load("s", last=1))[0].text == "still works"
