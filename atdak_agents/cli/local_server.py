@@ -1,28 +1,20 @@
-"""The ``atdak-agents`` command line (the only module that prints).
-
-Each command is two small functions: ``_add_<name>(subparsers)`` declares its arguments and
-``_run_<name>(args) -> exit code`` runs it; :data:`_COMMANDS` lists them in help order. A new
-command is one more pair and one more row.
-"""
+"""``atdak-agents local-server``: the local Atdak-compatible server, until Ctrl-C."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
 
-__all__ = ["main"]
+from ._common import Runner, Subparsers, run_loop
 
-Runner = Callable[[argparse.Namespace], int]
+__all__ = ["add_command", "run"]
 
 
 # --------------------------------------------------------------------------- local-server
 
 
-def _add_local_server(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> Runner:
+def add_command(subparsers: Subparsers) -> Runner:
     parser = subparsers.add_parser(
         "local-server",
         help="run the local Atdak-compatible server (for offline use, tests and load tests)",
@@ -55,11 +47,11 @@ def _add_local_server(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     parser.add_argument(
         "--no-record", action="store_true", help="do not keep received requests in memory"
     )
-    return _run_local_server
+    return run
 
 
-def _run_local_server(args: argparse.Namespace) -> int:
-    from .testing.server import DEFAULT_API_KEY, LocalAtdakServer
+def run(args: argparse.Namespace) -> int:
+    from ..testing.server import DEFAULT_API_KEY, LocalAtdakServer
 
     api_key = None if args.no_auth else (args.api_key or DEFAULT_API_KEY)
     server = LocalAtdakServer(
@@ -84,7 +76,7 @@ def _run_local_server(args: argparse.Namespace) -> int:
             await server.stop()
 
     try:
-        _run_loop(serve())
+        run_loop(serve())
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -94,48 +86,3 @@ def _run_local_server(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
-
-
-def _run_loop(coroutine: Coroutine[Any, Any, None]) -> None:
-    """Run the command's coroutine, on uvloop when it is installed (faster, optional)."""
-    try:
-        uvloop = importlib.import_module("uvloop")
-    except ImportError:
-        asyncio.run(coroutine)
-        return
-    uvloop.run(coroutine)
-
-
-# --------------------------------------------------------------------------- main
-
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], Runner], ...] = (
-    _add_local_server,
-)
-
-
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:
-    """The argument parser and each command's runner by name."""
-    parser = argparse.ArgumentParser(
-        prog="atdak-agents",
-        description="Declarative LLM agent graphs on the Atdak Chat Completions API.",
-    )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    runners: dict[str, Runner] = {}
-    for add in _COMMANDS:
-        runner = add(subparsers)
-        runners[next(reversed(subparsers.choices))] = runner
-    return parser, runners
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``atdak-agents``; returns the exit code."""
-    parser, runners = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 2
-    return runners[args.command](args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
