@@ -2,7 +2,8 @@
 
 A memory store keeps the messages of many conversations, each under a *session id* (a user, a
 thread, a ticket: any string). Every backend implements :class:`MemoryStore`; the shared test
-suite (``tests/memory/conformance.py``) pins its behaviour, so a new backend is done when it
+suite (``tests/memory/test_memory_conformance.py``, with the backend added to
+``BACKENDS`` in ``tests/memory/conftest.py``) pins its behaviour, so a new backend is done when it
 passes that suite.
 
 Writing a backend (Redis, Postgres, ...) means implementing seven coroutines:

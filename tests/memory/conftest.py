@@ -1,7 +1,7 @@
 """Memory backends under test: every backend in BACKENDS runs the shared conformance suite.
 
-A new backend (Redis, Postgres, ...) adds a factory here and must pass test_conformance.py
-unchanged.
+A new backend (Redis, Postgres, ...) adds a factory here and must pass test_memory_conformance.py,
+test_memory_recall.py and test_memory_views.py unchanged.
 """
 
 from __future__ import annotations
