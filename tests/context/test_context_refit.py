@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from chat_doubles import FunctionModel
+from context_doubles import FunctionModel
 
 from atdak_agents.context.calibration import TokenCalibration
 from atdak_agents.context.history import HistoryFitter

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from corpora import CORPORA
+from context_corpora import CORPORA
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from corpora import chinese_prose, english_prose, json_documents, python_code
+from context_corpora import chinese_prose, english_prose, json_documents, python_code
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from corpora import chinese_prose, english_prose
+from context_corpora import chinese_prose, english_prose
 
 from atdak_agents.context.budget import PromptCounter
 from atdak_agents.context.calibration import TokenCalibration
