@@ -142,8 +142,9 @@ class PromptCounter:
         for index, message in enumerate(messages):
             part = _part_of(message, index, last)
             parts[part] = parts.get(part, 0) + self.message(message)
-        if messages:
-            parts["history"] = parts.get("history", 0) + REPLY_PRIMING
+        if messages:  # the reply priming goes with the message it answers
+            part = _part_of(messages[-1], last, last)
+            parts[part] = parts.get(part, 0) + REPLY_PRIMING
         if tools:
             parts["tools"] = self.tools(tools)
         return {k: v for k, v in parts.items() if v}
