@@ -247,7 +247,7 @@ class Summarize:
         if reused is not None:
             return reused
         reserve = self.max_summary_tokens + MESSAGE_OVERHEAD + 16
-        base = ctx.counter.raw(system) + reserve
+        base = sum(map(ctx.counter.message, system)) + reserve
         limit = math.floor(ctx.limit * self.target)
         turn = index.first_fitting_turn(limit, self.keep_last, base=base)
         if turn == 0:
@@ -267,7 +267,8 @@ class Summarize:
         if cut > len(messages) or messages[cut - 1] is not last:
             return None
         kept = index.prefix[-1] - index.prefix[cut]
-        raw = ctx.counter.raw(system) + ctx.counter.message(summary) + kept + REPLY_PRIMING
+        head = sum(map(ctx.counter.message, [*system, summary]))
+        raw = head + kept + REPLY_PRIMING
         if raw > ctx.limit:
             return None
         return ctx.remember([*system, summary, *messages[cut:]], raw)

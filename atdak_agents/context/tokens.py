@@ -334,7 +334,8 @@ def count_tokens(
 
     ``count_tokens("hello", model="atdak-gpt-4")``; ``count_tokens([{"role": "user", "content":
     "你好"}], model="atdak-llama-70b")``. Messages may be dicts or :class:`Message` objects; a
-    list of messages includes each message's framing and the reply priming (an empty list is 0).
+    list costs the reply priming plus each message with its framing, so
+    ``count_tokens([m]) - count_tokens([])`` is what message ``m`` adds to a request.
     ``tokenizer`` (a name or an object) overrides the model's; with neither, the estimator counts.
     These are raw counts: budgets apply the per-model calibration on top.
     """
@@ -348,8 +349,6 @@ def count_tokens(
             type(items).__name__,
             "pass a str or a list of messages (dicts or Message objects)",
         )
-    if not items:
-        return 0
     messages = (as_message(m) for m in items)
     return sum(count_message_tokens(m, counter) for m in messages) + REPLY_PRIMING
 

@@ -112,7 +112,7 @@ def test_count_tokens_takes_text_dicts_or_messages() -> None:
     assert count_tokens(as_dicts, model="atdak-llama-70b") == expected
     assert count_tokens(as_models, model="atdak-llama-70b") == expected
     assert count_tokens("你好", model="atdak-gpt-4") == EstimateTokenizer().count("你好")
-    assert count_tokens([]) == 0
+    assert count_tokens([]) == REPLY_PRIMING  # so [m] - [] is what m adds to a request
 
 
 def test_count_tokens_exact_for_chat_matches_openai_framing() -> None:
