@@ -61,3 +61,43 @@ def test_doc_examples_run(path: Path, tmp_path: Path) -> None:
     )
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, f"docs/{path.name} examples failed:\n{output}"
+    expected = [
+        line.strip()[2:].strip()
+        for line in script.read_text().splitlines()
+        if line.strip().startswith("#>")
+    ]
+    mismatch = output_mismatch(expected, result.stdout.splitlines())
+    assert mismatch is None, (
+        f"docs/{path.name}: printed output differs from its #> lines: {mismatch}"
+    )
+
+
+def output_mismatch(expected: list[str], actual: list[str]) -> str | None:
+    """Compare printed lines with a page's ``#>`` lines; ``...`` stands for any lines, and a
+    line ending in ``...`` matches any line starting with what comes before it."""
+    if not expected:
+        return None
+    position = 0
+    for index, line in enumerate(expected):
+        if line == "...":
+            following = expected[index + 1] if index + 1 < len(expected) else None
+            if following is None:
+                return None
+            while position < len(actual) and not _same(following, actual[position]):
+                position += 1
+            continue
+        if position >= len(actual):
+            return f"expected {line!r}, but the output ended"
+        if not _same(line, actual[position]):
+            return f"expected {line!r}, got {actual[position]!r}"
+        position += 1
+    if position < len(actual):
+        return f"unexpected extra output {actual[position]!r}"
+    return None
+
+
+def _same(expected: str, actual: str) -> bool:
+    actual = actual.strip()
+    if expected.endswith("...") and expected != "...":
+        return actual.startswith(expected[:-3].rstrip())
+    return expected == actual

@@ -85,8 +85,9 @@ class StateSchema:
         }
 
     def initial(self) -> dict[str, Any]:
-        """A fresh state: every key at its declared default (copied, never shared)."""
-        return {name: copy.deepcopy(spec.default) for name, spec in self.keys.items()}
+        """A fresh state: every key at its declared default (copied, never shared); a list or
+        dict key without a default starts empty."""
+        return {name: _initial_value(spec) for name, spec in self.keys.items()}
 
     def apply(self, state: dict[str, Any], node: str, updates: Mapping[str, Any]) -> list[str]:
         """Merge one node's ``updates`` into ``state`` in place; returns the keys written."""
@@ -114,6 +115,15 @@ class StateSchema:
             f"wrote state key {key!r}, which is not declared (declared keys: {known}); "
             f"declare it under `state:` with a type and reducer"
         )
+
+
+def _initial_value(spec: StateKeySpec) -> Any:
+    if spec.default is None and spec.type in _EMPTY:
+        return _EMPTY[spec.type]()
+    return copy.deepcopy(spec.default)
+
+
+_EMPTY: dict[str, Callable[[], Any]] = {"list": list, "dict": dict}
 
 
 def _reducer_of(spec: StateKeySpec, resolve: Callable[[str], Callable[..., Any]]) -> Reducer:

@@ -321,3 +321,17 @@ async def test_router_expressions_are_sandboxed_and_strict() -> None:
         Expression("state.__class__.__mro__").evaluate({"state": {}}, where="r")
     with pytest.raises(NodeError, match="node 'r': expression 'missing > 1'"):
         Expression("missing > 1").evaluate({}, where="r")
+
+
+def test_list_and_dict_keys_without_default_start_empty() -> None:
+    g = GraphBuilder("empty")
+    g.state("items", list)
+    g.state("index", dict)
+    g.state("name", str)
+    g.function(
+        "look",
+        lambda state: {"name": f"{len(state['items'])}/{len(state['index'])}"},
+        writes=["name"],
+    )
+    g.chain("look", "end")
+    assert g.build().run_sync().state == {"items": [], "index": {}, "name": "0/0"}
