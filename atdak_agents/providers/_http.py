@@ -431,8 +431,8 @@ class _Channel:
 
     def _timeout_error(self, why: str) -> APITimeoutError:
         return APITimeoutError(
-            f"no complete answer from {self.url} within {why}; allow more time or check the "
-            "endpoint",
+            f"no complete answer from {self.url} within {why}; allow more time (timeout=..., "
+            "deadline=...) or check the endpoint",
             url=self.url,
         )
 

@@ -116,16 +116,26 @@ class ChunkDecoder:
 
     def feed(self, data: bytes) -> list[ChatCompletionChunk]:
         """Decode one network read. Raises the matching error for an in-stream error object."""
+        chunks, failure = self.decode(data)
+        if failure is not None:
+            raise failure
+        return chunks
+
+    def decode(self, data: bytes) -> tuple[list[ChatCompletionChunk], Exception | None]:
+        """Like :meth:`feed`, but returns the chunks that came before a failure with it."""
         chunks: list[ChatCompletionChunk] = []
         for event in self._sse.feed(data):
             if self.done:
                 break
-            chunk = self._decode(event.data, event.event)
+            try:
+                chunk = self._decode(event.data, event.event)
+            except (APIStatusError, _NotAChunk) as exc:
+                return chunks, exc
             if chunk is None:
                 self.done = True
             else:
                 chunks.append(chunk)
-        return chunks
+        return chunks, None
 
     def finish(self) -> bool:
         """At the end of the body: whether the stream was complete (``[DONE]`` seen).
@@ -302,6 +312,7 @@ class _StreamState:
         self._pending: deque[ChatCompletionChunk] = deque()
         self._finished = False
         self._opened = False
+        self._deferred: Exception | None = None
         self.closed = False
 
     @property
@@ -320,20 +331,30 @@ class _StreamState:
         return self._accumulator.usage
 
     def _absorb(self, data: bytes) -> None:
-        try:
-            chunks = self._decoder.feed(data)
-        except _NotAChunk as exc:
-            raise self._stream_error(
-                f"the stream from {self._url} carried data that is not a chat-completion chunk: "
-                f"{exc}",
-                StreamError,
-            ) from None
+        chunks, failure = self._decoder.decode(data)
         for chunk in chunks:
             self._accumulator.add(chunk)
             if chunk.choices:
                 self._pending.append(chunk)
         if self._decoder.done:
             self._finished = True
+        if failure is not None:  # raised once the chunks before it were delivered
+            self._finished = True
+            self._deferred = self._stream_failure(failure)
+
+    def _stream_failure(self, failure: Exception) -> Exception:
+        if isinstance(failure, _NotAChunk):
+            return self._stream_error(
+                f"the stream from {self._url} carried data that is not a chat-completion chunk: "
+                f"{failure}",
+                StreamError,
+            )
+        return failure
+
+    def _raise_failure(self) -> None:
+        failure, self._deferred = self._deferred, None
+        if failure is not None:
+            raise failure
 
     def _end_of_body(self) -> None:
         self._finished = True
@@ -416,6 +437,7 @@ class AsyncCompletionStream(_StreamState):
     async def _fill(self) -> bool:
         """Make at least one chunk pending; ``False`` when the stream is over."""
         while not self._pending:
+            self._raise_failure()
             if self._finished or self.closed:
                 await self.aclose()
                 return False
@@ -504,6 +526,7 @@ class CompletionStream(_StreamState):
 
     def _fill(self) -> bool:
         while not self._pending:
+            self._raise_failure()
             if self._finished or self.closed:
                 self.close()
                 return False
