@@ -5,7 +5,7 @@ non-streamed answer reports ``usage.prompt_tokens``; feeding each one back with 
 for the same request lets budgets converge on the model's real tokenizer::
 
     calibration.observe("atdak-llama-70b", estimated=1200, actual=1310)
-    calibration.adjust("atdak-llama-70b", 1200)   # -> about 1310 once a few samples agree
+    calibration.adjust("atdak-llama-70b", 1200)   # -> about 1310 once three samples agree
 
 The correction is the median of the last ``window`` ratios ``actual / estimated``, each clamped to
 ``[min_ratio, max_ratio]``: one absurd sample (a cached prompt, a server bug) moves nothing.
@@ -28,7 +28,8 @@ class TokenCalibration:
 
     ``window``: how many recent samples the median is taken over. ``min_ratio`` / ``max_ratio``:
     each sample's ratio is clamped to this range. ``min_tokens``: samples whose estimate is
-    smaller are ignored (framing dominates tiny prompts). A model without samples has factor 1.
+    smaller are ignored (framing dominates tiny prompts). ``min_samples``: the factor stays 1
+    until a model has this many samples, so no single answer decides it.
     """
 
     def __init__(
@@ -38,6 +39,7 @@ class TokenCalibration:
         min_ratio: float = 0.5,
         max_ratio: float = 2.0,
         min_tokens: int = 16,
+        min_samples: int = 3,
     ) -> None:
         if window < 1:
             raise InvalidParameterError("window", window, "must be at least 1")
@@ -51,6 +53,7 @@ class TokenCalibration:
         self.min_ratio = min_ratio
         self.max_ratio = max_ratio
         self.min_tokens = min_tokens
+        self.min_samples = max(1, min_samples)
         self._ratios: dict[str, deque[float]] = {}
         self._factors: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -63,12 +66,14 @@ class TokenCalibration:
         with self._lock:
             samples = self._ratios.setdefault(model, deque(maxlen=self.window))
             samples.append(ratio)
+            if len(samples) < self.min_samples:
+                return 1.0
             factor = statistics.median(samples)
             self._factors[model] = factor
         return factor
 
     def factor(self, model: str) -> float:
-        """The current correction for ``model`` (1.0 until it has samples)."""
+        """The current correction for ``model`` (1.0 until it has ``min_samples`` samples)."""
         return self._factors.get(model, 1.0)
 
     def adjust(self, model: str, estimate: int) -> int:

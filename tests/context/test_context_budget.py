@@ -81,7 +81,7 @@ def test_native_tools_take_prompt_space() -> None:
 
 
 def test_calibration_changes_the_estimate() -> None:
-    calibration = TokenCalibration()
+    calibration = TokenCalibration(min_samples=1)
     counter = PromptCounter("atdak-llama-70b", calibration=calibration)
     request = _request("Tell me about the harbour town and its library. " * 20)
     before = estimate_request(request, counter=counter).tokens
@@ -90,7 +90,7 @@ def test_calibration_changes_the_estimate() -> None:
 
 
 def test_record_usage_feeds_the_server_count_back() -> None:
-    calibration = TokenCalibration()
+    calibration = TokenCalibration(min_samples=1)
     counter = PromptCounter("atdak-llama-70b", calibration=calibration)
     request = _request("A question long enough to be a real sample for calibration. " * 5)
     raw = counter.raw(request.messages)

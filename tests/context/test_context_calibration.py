@@ -81,6 +81,14 @@ def test_outliers_do_not_move_the_correction() -> None:
     assert calibration.factor("m") == pytest.approx(1.10, abs=0.02)
 
 
+def test_no_single_answer_decides_the_factor() -> None:
+    calibration = TokenCalibration(min_samples=3)
+    assert calibration.observe("m", 1000, 2000) == 1.0
+    assert calibration.observe("m", 1000, 1100) == 1.0
+    assert calibration.factor("m") == 1.0
+    assert calibration.observe("m", 1000, 1120) == pytest.approx(1.12)
+
+
 def test_tiny_and_empty_samples_are_ignored() -> None:
     calibration = TokenCalibration(min_tokens=16)
     calibration.observe("m", 5, 50)
@@ -98,7 +106,7 @@ def test_the_window_forgets_old_behaviour() -> None:
 
 
 def test_models_are_calibrated_separately_and_can_be_reset() -> None:
-    calibration = TokenCalibration()
+    calibration = TokenCalibration(min_samples=1)
     calibration.observe("a", 1000, 1200)
     calibration.observe("b", 1000, 800)
     assert calibration.factors() == {"a": 1.2, "b": 0.8}

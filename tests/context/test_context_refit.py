@@ -54,7 +54,7 @@ def make_fitter(*strategies: object) -> HistoryFitter:
         PROFILE,
         list(strategies) or None,  # type: ignore[arg-type]
         max_tokens=500,
-        calibration=TokenCalibration(),
+        calibration=TokenCalibration(min_samples=1),
     )
 
 
