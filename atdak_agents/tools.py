@@ -163,16 +163,26 @@ def cap_output(text: str, max_tokens: int | None, *, model: str | None = None) -
     The cut keeps the beginning and the end (3:1) on line boundaries where possible, and puts a
     notice in the middle saying how much was left out and how to get the rest.
     """
-    if max_tokens is None or len(text) <= max_tokens:
+    if max_tokens is None or not text:
         return text, False
     if len(text) <= 16 * max_tokens and count_tokens(text, model) <= max_tokens:
         return text, False
-    budget = max(max_tokens - 90, max_tokens // 2)  # room for the notice
+    budget = max_tokens - 100  # room for the notice
+    for _ in range(8):  # token counts are not additive: check the whole, shrink if over
+        capped = _cut(text, max(budget, 0), max_tokens, model)
+        over = count_tokens(capped, model) - max_tokens
+        if over <= 0:
+            return capped, True
+        budget -= over + 8
+    return _cut(text, 0, max_tokens, model), True
+
+
+def _cut(text: str, budget: int, max_tokens: int, model: str | None) -> str:
     head = _prefix_within(text, budget * 3 // 4, model)
     tail = _suffix_within(text[len(head) :], budget - count_tokens(head, model), model)
-    kept_chars = len(head) + len(tail)
-    per_char = count_tokens(head + tail, model) / max(kept_chars, 1)
-    omitted = len(text) - kept_chars
+    kept = len(head) + len(tail)
+    per_char = count_tokens(head + tail, model) / kept if kept else 0.3
+    omitted = len(text) - kept
     notice = (
         f"\n\n[... output cut: the tool returned {len(text):,} characters (about "
         f"{int(len(text) * per_char):,} tokens), more than its budget of {max_tokens:,} tokens. "
@@ -180,12 +190,18 @@ def cap_output(text: str, max_tokens: int | None, *, model: str | None = None) -
         "characters in between were left out. To see them, call the tool again asking for less "
         "(a narrower query, a filter, a page or a range). ...]\n\n"
     )
-    return head + notice + tail, True
+    return head + notice + tail
 
 
 def _prefix_within(text: str, tokens: int, model: str | None) -> str:
     """The longest prefix of ``text`` (cut at a line end when one is near) within ``tokens``."""
-    lo, hi = 0, min(len(text), max(tokens, 0) * 16)
+    if tokens <= 0:
+        return ""
+    sample = text[: tokens * 6]
+    guess = int(tokens * len(sample) / max(count_tokens(sample, model), 1))
+    lo, hi = 0, min(len(text), guess + guess // 4 + 16)
+    while hi < len(text) and count_tokens(text[:hi], model) <= tokens:
+        lo, hi = hi, min(len(text), hi * 2)
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if count_tokens(text[:mid], model) <= tokens:
