@@ -14,6 +14,7 @@ LAYERS: dict[str, int] = {
     "__init__": 5,
     "exceptions": 0,
     "_types": 0,
+    "_sqlite": 0,  # SQLite under asyncio, shared by the memory store and the checkpointer
     "messages": 0,
     "usage": 0,
     "settings": 0,

@@ -16,22 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
 
-from ..exceptions import StoreError
+from .._sqlite import Migration
+from .._sqlite import migrate as migrate_tables
+from .._sqlite import schema_version as tables_version
 from . import _search
 
 __all__ = ["LATEST", "MIGRATIONS", "Migration", "migrate", "schema_version", "session_token"]
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One step of the schema: ``apply`` turns version ``version - 1`` into ``version``."""
-
-    version: int
-    description: str
-    apply: Callable[[sqlite3.Connection], None]
 
 
 def _v1_messages(conn: sqlite3.Connection) -> None:
@@ -94,40 +85,9 @@ def session_token(session_id: str) -> str:
 
 def schema_version(conn: sqlite3.Connection) -> int:
     """The memory schema version of the open file (0: no memory tables yet)."""
-    try:
-        row = conn.execute("SELECT version FROM memory_schema").fetchone()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return 0
-        raise
-    return int(row[0]) if row else 0
+    return tables_version(conn, "memory_")
 
 
 def migrate(conn: sqlite3.Connection, path: str) -> int:
     """Bring the file up to :data:`LATEST`; returns the version it had before."""
-    if schema_version(conn) == LATEST:
-        return LATEST
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        found = schema_version(conn)
-        _refuse_newer(found, path)
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS memory_schema "
-            "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
-        )
-        for migration in MIGRATIONS[found:]:
-            migration.apply(conn)
-        conn.execute("INSERT OR REPLACE INTO memory_schema (id, version) VALUES (1, ?)", (LATEST,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return found
-
-
-def _refuse_newer(found: int, path: str) -> None:
-    if found > LATEST:
-        raise StoreError(
-            f"{path}: the memory tables are at schema version {found}, newer than this "
-            f"atdak_agents understands ({LATEST}); upgrade atdak_agents to open this file"
-        )
+    return migrate_tables(conn, path, "memory_", MIGRATIONS)

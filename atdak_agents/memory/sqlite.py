@@ -1,6 +1,7 @@
 """The default persistent memory store: one SQLite file, safe across tasks and processes.
 
-How it runs under asyncio: each store owns **one worker thread with one connection**. Every
+How it runs under asyncio (``atdak_agents/_sqlite.py``, shared with the SQLite checkpointer):
+each store owns **one worker thread with one connection**. Every
 operation is a short blocking function run on that thread (``loop.run_in_executor``), so the
 event loop never waits on disk, a lock or a query, and the connection never crosses threads.
 Within a process the worker serialises the store's operations; across stores and processes
@@ -14,17 +15,13 @@ power loss, at the cost of an fsync per append.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, TypeVar
 
-from ..exceptions import InvalidParameterError, StoreError
+from .._sqlite import SQLiteWorker, check_settings, write_transaction
 from ..messages import Message, MessageLike
 from . import _search
 from ._records import Row, decode, encode, message_list
@@ -36,7 +33,6 @@ from .base import (
     StoredMessage,
     check_count,
     check_session_id,
-    closed_error,
 )
 
 __all__ = ["SQLiteStore"]
@@ -88,17 +84,19 @@ class SQLiteStore(MemoryStore):
         busy_timeout: float = 10.0,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
     ) -> None:
-        if synchronous not in ("NORMAL", "FULL"):
-            raise InvalidParameterError("synchronous", synchronous, "'NORMAL' or 'FULL'")
-        if not busy_timeout >= 0:
-            raise InvalidParameterError("busy_timeout", busy_timeout, "seconds, >= 0")
+        check_settings(busy_timeout, synchronous)
         self.path = os.fspath(path)
         self.token_model = token_model
         self.busy_timeout = busy_timeout
         self.synchronous = synchronous
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="atdak-memory-sqlite")
-        self._conn: sqlite3.Connection | None = None  # used only on the worker thread
-        self._closed = False
+        self._worker = SQLiteWorker(
+            self.path,
+            owner=repr(self),
+            busy_timeout=busy_timeout,
+            synchronous=synchronous,
+            setup=lambda conn: migrate(conn, self.path),
+            thread_name="atdak-memory-sqlite",
+        )
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -106,36 +104,7 @@ class SQLiteStore(MemoryStore):
     # ------------------------------------------------------------------ running on the worker
 
     async def _call(self, operation: str, fn: Callable[..., _T], *args: Any) -> _T:
-        if self._closed:
-            raise closed_error(repr(self))
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, self._work, operation, fn, args)
-        except RuntimeError:  # the executor was shut down by a concurrent close()
-            if self._closed:
-                raise closed_error(repr(self)) from None
-            raise
-
-    def _work(self, operation: str, fn: Callable[..., _T], args: tuple[Any, ...]) -> _T:
-        try:
-            conn = self._conn if self._conn is not None else self._open()
-            return fn(conn, *args)
-        except sqlite3.Error as exc:
-            raise _store_error(self, operation, exc) from exc
-
-    def _open(self) -> sqlite3.Connection:
-        if self.path != ":memory:" and not self.path.startswith("file:"):
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-        try:
-            _enable_wal(conn, self.busy_timeout)
-            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            migrate(conn, self.path)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
-        return conn
+        return await self._worker.call(operation, fn, *args)
 
     # ------------------------------------------------------------------ the interface
 
@@ -159,7 +128,7 @@ class SQLiteStore(MemoryStore):
         rows = encode(messages, self.token_model)
         token = session_token(session_id)
         bodies = [_search.index_text(r.text) for r in rows]
-        with _write(conn):
+        with write_transaction(conn):
             ids = [
                 int(conn.execute(_INSERT_MESSAGE, (session_id, *_values(r))).lastrowid or 0)
                 for r in rows
@@ -212,53 +181,10 @@ class SQLiteStore(MemoryStore):
 
     async def close(self) -> None:
         """Finish pending operations, close the connection and stop the worker thread."""
-        if self._closed:
-            return
-        self._closed = True
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._close_connection)
-        self._executor.shutdown(wait=True)
-
-    def _close_connection(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        await self._worker.close()
 
 
 # ---------------------------------------------------------------------- worker-side functions
-
-
-def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
-    """Switch the file to WAL (once per file: the mode is stored in it).
-
-    Switching needs an exclusive lock and SQLite reports "locked" at once, without waiting
-    for the busy timeout, when another process opens the new file at the same moment; so
-    retry with backoff until ``timeout``.
-    """
-    deadline, delay = time.monotonic() + timeout, 0.001
-    while True:
-        try:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-@contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, holding the write lock from its start (no upgrade deadlocks)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _values(row: Row) -> tuple[Any, ...]:
@@ -285,7 +211,7 @@ def _load(
 
 
 def _clear(conn: sqlite3.Connection, session_id: str) -> int:
-    with _write(conn):
+    with write_transaction(conn):
         conn.execute(_DELETE_FTS, (session_id,))
         removed = conn.execute("DELETE FROM memory_messages WHERE session_id = ?", (session_id,))
         conn.execute(
@@ -297,7 +223,7 @@ def _clear(conn: sqlite3.Connection, session_id: str) -> int:
 
 
 def _delete_session(conn: sqlite3.Connection, session_id: str) -> bool:
-    with _write(conn):
+    with write_transaction(conn):
         conn.execute(_DELETE_FTS, (session_id,))
         removed = conn.execute("DELETE FROM memory_messages WHERE session_id = ?", (session_id,))
         listed = conn.execute("DELETE FROM memory_sessions WHERE session_id = ?", (session_id,))
@@ -327,19 +253,3 @@ def _search_messages(
         sql = _SEARCH.format(session="AND m.session_id = ?")
         rows = conn.execute(sql, (match, session_id, limit))
     return [SearchHit(decode(*row[:-1]), float(row[-1])) for row in rows]
-
-
-def _store_error(store: SQLiteStore, operation: str, exc: sqlite3.Error) -> StoreError:
-    text = str(exc)
-    if "locked" in text or "busy" in text:
-        advice = (
-            f"another connection held the write lock for over busy_timeout={store.busy_timeout}s;"
-            " find the long transaction or raise busy_timeout"
-        )
-    elif "not a database" in text or "malformed" in text:
-        advice = "the file is not an SQLite database or is damaged; point the store at a new file"
-    elif "unable to open" in text or "readonly" in text:
-        advice = "check that the folder exists and that this process may write the file"
-    else:
-        advice = "see the SQLite error above"
-    return StoreError(f"{store!r}.{operation}() failed: {text} ({advice})")
