@@ -44,6 +44,7 @@ __all__ = [
     "MemoryWriteNode",
     "ModelSpec",
     "NodeSpec",
+    "ProviderSpec",
     "RetryPolicy",
     "Route",
     "StateKeySpec",
@@ -120,6 +121,19 @@ class StoreSpec(_Spec):
     store: Literal["memory", "sqlite"] = "sqlite"
     path: str = ".atdak/agents.db"
     session: str | None = None
+
+
+class ProviderSpec(_Spec):
+    """Where model calls go: ``{base_url: "${ATDAK_BASE_URL}", api_key: "${SHOP_ATDAK_KEY}"}``.
+
+    Unset fields fall back to the client's defaults (``ATDAK_API_KEY``, ``ATDAK_BASE_URL``).
+    """
+
+    base_url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    timeout: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
+    headers: dict[str, str] = Field(default_factory=dict)
 
 
 class Limits(_Spec):
@@ -365,6 +379,7 @@ class GraphSpec(_Spec):
     description: str = ""
     model: str | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
+    provider: ProviderSpec | None = None
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     inputs: dict[str, InputSpec] = Field(default_factory=dict)
     outputs: dict[str, str] = Field(default_factory=dict)
