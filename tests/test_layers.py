@@ -26,6 +26,8 @@ LAYERS: dict[str, int] = {
     "context": 2,
     "context.tokens": 1,  # pure token estimation: templates, tools and memory views use it
     "agent": 3,
+    "calls": 3,
+    "output": 3,
     "tool_protocols": 3,
     "graph": 3,
     "workflow": 4,

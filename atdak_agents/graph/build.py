@@ -318,6 +318,7 @@ def build_graph(
     models = _registry_with(spec, registry or default_registry)
     tool_map, problems = _collect_tools(spec, tools, base)
     problems.extend(validate_spec(spec, tool_names=set(tool_map), base_dir=base))
+    problems.extend(_check_models(spec, models))
     if problems:
         raise GraphValidationError(problems, subject=f"graph {spec.name!r}")
     return Graph(spec, tools=tool_map, base_dir=base, registry=models)
@@ -348,6 +349,33 @@ def tool_name(value: Any) -> str:
     if not isinstance(name, str):
         raise UsageError(f"cannot tell the name of tool {value!r}; register it as name=tool")
     return name
+
+
+def _check_models(spec: GraphSpec, registry: ModelRegistry) -> list[Problem]:
+    problems = []
+    if spec.model is not None and spec.model not in registry:
+        problems.append(_unknown_model("model", spec.model, registry))
+    for name, node in spec.nodes.items():
+        config = node.llm or node.agent
+        if config is None:
+            continue
+        where = f"nodes.{name}.{node.kind}"
+        if config.model is None and spec.model is None:
+            problems.append(
+                Problem(where, "has no model", "set `model:` at the top of the graph or here")
+            )
+        elif config.model is not None and config.model not in registry:
+            problems.append(_unknown_model(f"{where}.model", config.model, registry))
+    return problems
+
+
+def _unknown_model(where: str, model: str, registry: ModelRegistry) -> Problem:
+    import difflib
+
+    close = difflib.get_close_matches(model, registry.names(), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "describe it under `models:`"
+    known = ", ".join(registry.names())
+    return Problem(where, f"unknown model {model!r} (known: {known})", hint)
 
 
 def _registry_with(spec: GraphSpec, registry: ModelRegistry) -> ModelRegistry:

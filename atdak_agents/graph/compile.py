@@ -212,9 +212,37 @@ def _subgraph(
     return SubgraphRunner(child, inputs, config.outputs, whole_output=whole_output)
 
 
+def _llm(name: str, config: Any, graph: Graph) -> NodeRunner:
+    from .llm_node import LlmRunner
+
+    return LlmRunner(name, config, graph)
+
+
+def _agent(name: str, config: Any, graph: Graph) -> NodeRunner:
+    from .agent_node import AgentRunner
+
+    return AgentRunner(name, config, graph)
+
+
+def _memory_read(name: str, config: Any, graph: Graph) -> NodeRunner:
+    from .memory_nodes import MemoryReadRunner
+
+    return MemoryReadRunner(name, config, graph)
+
+
+def _memory_write(name: str, config: Any, graph: Graph) -> NodeRunner:
+    from .memory_nodes import MemoryWriteRunner
+
+    return MemoryWriteRunner(name, config, graph)
+
+
 NODE_COMPILERS: dict[str, NodeCompiler] = {
+    "llm": _llm,
+    "agent": _agent,
     "function": _function,
     "human": _human,
     "map": _map,
     "subgraph": _subgraph,
+    "memory_read": _memory_read,
+    "memory_write": _memory_write,
 }

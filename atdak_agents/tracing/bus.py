@@ -128,6 +128,14 @@ class EventBus:
         """The ``seq`` of the last published event (0 before the first)."""
         return self._seq
 
+    @property
+    def wants_tokens(self) -> bool:
+        """Whether anyone wants streamed tokens (then model calls stream; otherwise they don't,
+        and get exact usage from the server). A sink opts in with ``wants_tokens = True``."""
+        if any(s.wants("token") for s in self._subscribers):
+            return True
+        return any(getattr(sink, "wants_tokens", False) for sink in self._sinks)
+
     def add_sink(self, sink: Sink) -> None:
         self._sinks.append(sink)
         self.active = True
