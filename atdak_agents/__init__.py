@@ -10,6 +10,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .agent import Agent, AgentResult
+    from .context.budget import ContextBudget
+    from .context.history import HistoryFitter
+    from .context.split import split_text
+    from .context.tokens import Tokenizer, count_tokens
     from .exceptions import (
         APIConnectionError,
         APIStatusError,
@@ -18,19 +23,35 @@ if TYPE_CHECKING:
         ContextBudgetError,
         ContextLengthExceededError,
         DefinitionError,
+        GraphChangedError,
         GraphValidationError,
         InvalidParameterError,
         MissingAPIKeyError,
         ModelRetry,
+        NodeError,
         ProviderError,
         RateLimitError,
         RunError,
+        RunLockedError,
+        StreamError,
+        TemplateError,
+        ToolExecutionError,
         UsageError,
         UsageLimitExceeded,
+        WorkflowError,
     )
+    from .graph.build import Graph, build_graph
+    from .graph.builder import GraphBuilder
+    from .graph.checkpoint import Checkpointer, InMemoryCheckpointer
+    from .graph.engine import Run, RunResult
+    from .graph.spec import GraphSpec
+    from .memory import InMemoryStore, MemoryStore, SQLiteStore
     from .messages import Message
     from .providers.base import CallOptions, ChatModel
+    from .providers.client import AsyncAtdakClient, AtdakClient
     from .providers.profiles import ModelProfile, model_profile, register_model
+    from .templates import PromptEnvironment, PromptTemplate
+    from .tools import RunContext, Tool, ToolRegistry, ToolResult, tool
     from .usage import RunUsage, UsageLimits
 
 __version__ = "0.1.0"
@@ -40,54 +61,122 @@ _EXPORTS: dict[str, str] = {
     "APIConnectionError": "exceptions",
     "APIStatusError": "exceptions",
     "APITimeoutError": "exceptions",
+    "Agent": "agent",
+    "AgentResult": "agent",
+    "AsyncAtdakClient": "providers.client",
+    "AtdakClient": "providers.client",
     "AtdakError": "exceptions",
     "CallOptions": "providers.base",
     "ChatModel": "providers.base",
+    "Checkpointer": "graph.checkpoint",
+    "ContextBudget": "context.budget",
     "ContextBudgetError": "exceptions",
     "ContextLengthExceededError": "exceptions",
     "DefinitionError": "exceptions",
+    "Graph": "graph.build",
+    "GraphBuilder": "graph.builder",
+    "GraphChangedError": "exceptions",
+    "GraphSpec": "graph.spec",
     "GraphValidationError": "exceptions",
+    "HistoryFitter": "context.history",
+    "InMemoryCheckpointer": "graph.checkpoint",
+    "InMemoryStore": "memory",
     "InvalidParameterError": "exceptions",
+    "MemoryStore": "memory",
     "Message": "messages",
     "MissingAPIKeyError": "exceptions",
     "ModelProfile": "providers.profiles",
     "ModelRetry": "exceptions",
+    "NodeError": "exceptions",
+    "PromptEnvironment": "templates",
+    "PromptTemplate": "templates",
     "ProviderError": "exceptions",
     "RateLimitError": "exceptions",
+    "Run": "graph.engine",
+    "RunContext": "tools",
     "RunError": "exceptions",
+    "RunLockedError": "exceptions",
+    "RunResult": "graph.engine",
     "RunUsage": "usage",
+    "SQLiteStore": "memory",
+    "StreamError": "exceptions",
+    "TemplateError": "exceptions",
+    "Tokenizer": "context.tokens",
+    "Tool": "tools",
+    "ToolExecutionError": "exceptions",
+    "ToolRegistry": "tools",
+    "ToolResult": "tools",
     "UsageError": "exceptions",
     "UsageLimitExceeded": "exceptions",
     "UsageLimits": "usage",
+    "WorkflowError": "exceptions",
+    "build_graph": "graph.build",
+    "count_tokens": "context.tokens",
     "model_profile": "providers.profiles",
     "register_model": "providers.profiles",
+    "split_text": "context.split",
+    "tool": "tools",
 }
 
 __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "Agent",
+    "AgentResult",
+    "AsyncAtdakClient",
+    "AtdakClient",
     "AtdakError",
     "CallOptions",
     "ChatModel",
+    "Checkpointer",
+    "ContextBudget",
     "ContextBudgetError",
     "ContextLengthExceededError",
     "DefinitionError",
+    "Graph",
+    "GraphBuilder",
+    "GraphChangedError",
+    "GraphSpec",
     "GraphValidationError",
+    "HistoryFitter",
+    "InMemoryCheckpointer",
+    "InMemoryStore",
     "InvalidParameterError",
+    "MemoryStore",
     "Message",
     "MissingAPIKeyError",
     "ModelProfile",
     "ModelRetry",
+    "NodeError",
+    "PromptEnvironment",
+    "PromptTemplate",
     "ProviderError",
     "RateLimitError",
+    "Run",
+    "RunContext",
     "RunError",
+    "RunLockedError",
+    "RunResult",
     "RunUsage",
+    "SQLiteStore",
+    "StreamError",
+    "TemplateError",
+    "Tokenizer",
+    "Tool",
+    "ToolExecutionError",
+    "ToolRegistry",
+    "ToolResult",
     "UsageError",
     "UsageLimitExceeded",
     "UsageLimits",
+    "WorkflowError",
+    "build_graph",
+    "count_tokens",
     "model_profile",
     "register_model",
+    "split_text",
+    "tool",
 ]
 
 
