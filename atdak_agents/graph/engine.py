@@ -27,6 +27,7 @@ from ..exceptions import (
     GraphChangedError,
     NodeError,
     RunError,
+    RunLockedError,
     StoreError,
     UsageError,
     UsageLimitExceeded,
@@ -42,7 +43,7 @@ from ..tracing.events import (
     StateUpdated,
 )
 from ..usage import RunUsage
-from .checkpoint import Checkpointer, RunRecord, StepRecord
+from .checkpoint import DEFAULT_LEASE_TTL, Checkpointer, RunRecord, StepRecord
 from .journal import Journal
 from .nodes import HumanRunner, NodeContext, NodeOutcome, RunEnv, Task, run_node
 from .spec import Limits
@@ -138,6 +139,11 @@ class Run:
         self._root = Scope(env.bus, env.run_id, new_span_id(), None, None, path_prefix or None)
         self._driver: asyncio.Task[RunResult] | None = None
         self._shared_journal = journal
+        self._leased = False  # this runner holds the run's lease in the checkpointer
+        self._calls_unknown = False  # another runner may have journaled calls of the next step
+        self._pending: Journal | None = None  # the journal of the step being attempted
+        self._renewal: asyncio.TimerHandle | None = None
+        self._renewing: asyncio.Future[None] | None = None  # the latest renewal, kept alive
         env.answers = self._books["answers"]
 
     # ------------------------------------------------------------------ public API
@@ -177,8 +183,13 @@ class Run:
         with scope(self._root):
             if self.status == "pending":
                 await self._begin()
+            elif self.checkpointer is not None and not self._leased:
+                await self._acquire()  # released at a pause: take the run back
             try:
                 report = await self._step_within_limits()
+            except RunLockedError as exc:
+                self._lose_lease(exc)
+                raise
             except (UsageLimitExceeded, asyncio.TimeoutError) as exc:
                 reason = _limit_reason(exc, self._limits)
                 await self._interrupt(reason)
@@ -220,6 +231,7 @@ class Run:
     async def release(self) -> None:
         """Give up this runner's lease on the run (another process may then resume it)."""
         if self.checkpointer is not None:
+            self._leased = False
             await self.checkpointer.release(self.id, self._owner)
 
     def _check_answer(self, path: str, answer: Any) -> None:
@@ -260,16 +272,15 @@ class Run:
         if not self.frontier:
             self.frontier = self._entry_frontier()
         if self.checkpointer is not None:
-            await self.checkpointer.create_run(
-                RunRecord(
-                    run_id=self.id,
-                    graph=self.graph.name,
-                    fingerprint=self.graph.fingerprint,
-                    inputs=dict(self.env.inputs),
-                    session_id=self.env.session_id,
-                )
+            record = RunRecord(
+                run_id=self.id,
+                graph=self.graph.name,
+                fingerprint=self.graph.fingerprint,
+                inputs=dict(self.env.inputs),
+                session_id=self.env.session_id,
             )
-            await self.checkpointer.acquire(self.id, self._owner)
+            await self.checkpointer.create_run(record, owner=self._owner)
+            self._leased = True
         self._root.emit(RunStarted, graph=self.graph.name, inputs=dict(self.env.inputs))
 
     async def _step_within_limits(self) -> StepReport:
@@ -285,6 +296,19 @@ class Run:
             report = await asyncio.wait_for(self._run_step(), remaining)
         self.env.check_usage()
         return report
+
+    async def _acquire(self) -> None:
+        assert self.checkpointer is not None
+        await self.checkpointer.acquire(self.id, self._owner)
+        self._leased = True
+        self._calls_unknown = True
+
+    def _lose_lease(self, exc: RunLockedError) -> None:
+        """Another runner holds the run now: stop here, writing nothing more to the store."""
+        self._leased = False
+        self.status = "interrupted"
+        self.reason = str(exc)
+        self._root.emit(RunInterrupted, reason=self.reason, usage=_usage_dict(self.env.usage))
 
     async def _interrupt(self, reason: str) -> None:
         self.status = "interrupted"
@@ -323,8 +347,10 @@ class Run:
             fields["error"] = self.error if self.status == "failed" else self.reason
             if self.status == "done":
                 fields["output"] = self._output()
-            await self.checkpointer.update_run(self.id, **fields)
-            if self.status in TERMINAL | {"interrupted", "waiting"}:
+            owner = self._owner if self._leased else None
+            await self.checkpointer.update_run(self.id, owner=owner, **fields)
+            if self.status in TERMINAL | {"interrupted", "waiting"} and self._leased:
+                self._leased = False
                 await self.checkpointer.release(self.id, self._owner)
         except StoreError:
             if self.status != "failed":
@@ -341,7 +367,14 @@ class Run:
         self._root.step = number
         tasks = self.frontier
         journal = await self._journal(number)
-        outcomes = await self._execute(tasks, number, journal)
+        if self.checkpointer is None:
+            outcomes = await self._execute(tasks, number, journal)
+        else:
+            self._keep_lease()
+            try:
+                outcomes = await self._execute(tasks, number, journal)
+            finally:
+                self._stop_keeping_lease()
         updates, changed, waiting = self._merge(tasks, outcomes)
         self.frontier = self._advance(tasks, waiting)
         self._step = number
@@ -356,10 +389,38 @@ class Run:
         return StepReport(number, [t.path for t in tasks], changed, self.status, self.question)
 
     async def _journal(self, number: int) -> Journal | None:
+        """The step's journal: the calls already made in it, by this runner or (after a
+        resume) by one before it. While this runner holds the lease nobody else journals, so
+        the store is read only when the lease was (re)taken."""
         if self.checkpointer is None:
             return self._shared_journal  # a subgraph journals into its parent's step
-        recorded = await self.checkpointer.load_calls(self.id, number)
-        return Journal(self.checkpointer, self.id, number, recorded)
+        pending = self._pending
+        if self._calls_unknown:
+            self._calls_unknown = False
+            recorded = await self.checkpointer.load_calls(self.id, number)
+        elif pending is not None and pending.step == number:
+            return pending  # this step again (after a cancellation or a failure)
+        else:
+            recorded = {}
+        self._pending = Journal(self.checkpointer, self.id, number, recorded)
+        return self._pending
+
+    def _keep_lease(self) -> None:
+        """Renew the lease every third of its time-to-live while a long step runs."""
+        ttl = getattr(self.checkpointer, "lease_ttl", DEFAULT_LEASE_TTL)
+        loop = asyncio.get_running_loop()
+        self._renewal = loop.call_later(ttl / 3, self._renew_lease, ttl)
+
+    def _renew_lease(self, ttl: float) -> None:
+        assert self.checkpointer is not None
+        self._renewing = asyncio.ensure_future(self.checkpointer.acquire(self.id, self._owner))
+        self._renewing.add_done_callback(_ignore_outcome)  # a lost lease shows at save_step
+        self._renewal = asyncio.get_running_loop().call_later(ttl / 3, self._renew_lease, ttl)
+
+    def _stop_keeping_lease(self) -> None:
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
 
     async def _execute(
         self, tasks: Sequence[Task], number: int, journal: Journal | None
@@ -411,13 +472,18 @@ class Run:
             bookkeeping=self._books,
             nodes=[t.path for t in tasks],
         )
-        await self.checkpointer.save_step(record, owner=self._owner, status=self.status)
-        if self.status == "waiting":
-            await self.checkpointer.update_run(self.id, question=self.question)
-            await self.checkpointer.release(self.id, self._owner)
-        elif self.status == "done":
-            await self.checkpointer.update_run(self.id, output=self._output())
-            await self.checkpointer.release(self.id, self._owner)
+        pausing = self.status in ("waiting", "done")
+        await self.checkpointer.save_step(
+            record,
+            owner=self._owner,
+            status=self.status,
+            question=self.question if self.status == "waiting" else None,
+            output=self._output() if self.status == "done" else None,
+            release=pausing,
+        )
+        self._pending = None
+        if pausing:
+            self._leased = False
         self._root.emit(CheckpointSaved, checkpoint_id=f"{self.id}:{number}")
 
     # ------------------------------------------------------------------ routing
@@ -533,13 +599,18 @@ class Run:
         run.question = record.question
         if not steps:  # it died before its first step completed
             run.frontier = run._entry_frontier()
-        await checkpointer.acquire(run.id, run._owner)
+        await run._acquire()
         return run
 
 
 def empty_books() -> dict[str, Any]:
     """Fresh run bookkeeping: join arrivals, router counters, answers, waiting, ends."""
     return {"joins": {}, "routes": {}, "answers": {}, "waiting": [], "ended": []}
+
+
+def _ignore_outcome(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not log it
 
 
 def _resumed_status(stored: str) -> str:
