@@ -24,7 +24,7 @@ if not os.environ.get("ATDAK_API_KEY"):
     print(f"(no ATDAK_API_KEY set: answering from the local server at {local_server.base_url})\n")
 
 # ---- the provider's snippet; only the import line differs ("from atdak import AtdakClient")
-from atdak_agents.providers.client import AtdakClient  # noqa: E402
+from atdak_agents import AtdakClient  # noqa: E402
 
 client = AtdakClient()
 

@@ -38,17 +38,29 @@ def test_example_runs(path: Path, tmp_path: Path) -> None:
     assert result.stdout.strip(), f"{path.name} printed nothing"
 
 
+_MARK = "--- atdak-doc-block {} ---"
+
+
+def doc_blocks(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    return [code for skip, code in _BLOCK.findall(text) if not skip]
+
+
 def doc_code(path: Path) -> str:
-    blocks = [code for skip, code in _BLOCK.findall(path.read_text(encoding="utf-8")) if not skip]
-    return "\n".join(blocks)
+    """The page's blocks as one script, each announcing itself on stdout first."""
+    parts = []
+    for index, code in enumerate(doc_blocks(path)):
+        parts.append(f"print({_MARK.format(index)!r}, flush=True)\n{code}")
+    return "\n".join(parts)
 
 
-DOC_PAGES = [p for p in DOCS if doc_code(p).strip()]
+DOC_PAGES = [p for p in DOCS if doc_blocks(p)]
 
 
 @pytest.mark.parametrize("path", DOC_PAGES, ids=[p.name for p in DOC_PAGES])
 def test_doc_examples_run(path: Path, tmp_path: Path) -> None:
-    """The page's python blocks run in order, as one script, in an empty folder."""
+    """The page's python blocks run in order, as one script, in an empty folder; a block's
+    ``#>`` lines, when it has any, must match what that block printed."""
     script = tmp_path / f"{path.stem}_doc.py"
     script.write_text(doc_code(path), encoding="utf-8")
     result = subprocess.run(
@@ -61,15 +73,25 @@ def test_doc_examples_run(path: Path, tmp_path: Path) -> None:
     )
     output = f"{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, f"docs/{path.name} examples failed:\n{output}"
-    expected = [
-        line.strip()[2:].strip()
-        for line in script.read_text().splitlines()
-        if line.strip().startswith("#>")
-    ]
-    mismatch = output_mismatch(expected, result.stdout.splitlines())
-    assert mismatch is None, (
-        f"docs/{path.name}: printed output differs from its #> lines: {mismatch}"
-    )
+    printed = _printed_by_block(result.stdout)
+    for index, code in enumerate(doc_blocks(path)):
+        expected = [
+            line.strip()[2:].strip() for line in code.splitlines() if line.strip().startswith("#>")
+        ]
+        mismatch = output_mismatch(expected, printed.get(index, []))
+        assert mismatch is None, f"docs/{path.name}, python block {index + 1}: {mismatch}"
+
+
+def _printed_by_block(stdout: str) -> dict[int, list[str]]:
+    blocks: dict[int, list[str]] = {}
+    current = -1
+    for line in stdout.splitlines():
+        if line.startswith("--- atdak-doc-block ") and line.endswith(" ---"):
+            current = int(line.split()[2])
+            blocks[current] = []
+        else:
+            blocks.setdefault(current, []).append(line)
+    return blocks
 
 
 def output_mismatch(expected: list[str], actual: list[str]) -> str | None:
