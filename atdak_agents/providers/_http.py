@@ -30,7 +30,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
@@ -44,6 +44,9 @@ from ..exceptions import (
     status_error_class,
 )
 
+if TYPE_CHECKING:
+    from ._aiohttp import AiohttpTransport
+
 if sys.version_info >= (3, 11):
     from asyncio import timeout as _async_timeout
 else:  # aiohttp depends on async-timeout on Python 3.10
@@ -56,7 +59,9 @@ __all__ = [
     "RetryPolicy",
     "SyncChannel",
     "Timeouts",
+    "aread",
     "connection_error",
+    "is_encoded",
     "parse_retry_after",
     "redact",
     "status_error",
@@ -354,6 +359,7 @@ class _Channel:
     ) -> None:
         self.url = url
         self.headers = dict(headers)
+        self._plain_headers = httpx.Headers(self.headers)  # normalised once, copied per request
         self.timeouts = timeouts
         self.policy = policy
         self.secret = secret
@@ -366,9 +372,9 @@ class _Channel:
         self, body: bytes, *, stream: bool, extra_headers: Mapping[str, str] | None = None
     ) -> httpx.Request:
         """The ``POST`` of a JSON body (``Accept: text/event-stream`` for a stream)."""
-        headers = self.headers
+        headers: Mapping[str, str] | httpx.Headers = self._plain_headers
         if stream or extra_headers:
-            headers = {**headers, **(extra_headers or {})}
+            headers = {**self.headers, **(extra_headers or {})}
             if stream:
                 headers["Accept"] = "text/event-stream"
         if self._user_client is not None:  # the user's client: its headers, cookies, auth apply
@@ -437,6 +443,17 @@ class _Channel:
         )
 
 
+class FastRequest:
+    """A request for the default aiohttp transport, without building an ``httpx.Request``."""
+
+    __slots__ = ("body", "headers", "url")
+
+    def __init__(self, url: str, headers: list[tuple[str, str]], body: bytes) -> None:
+        self.url = url
+        self.headers = headers
+        self.body = body
+
+
 AsyncHandler = Callable[[httpx.Response, "float | None"], Awaitable[T]]
 SyncHandler = Callable[[httpx.Response, "float | None"], T]
 
@@ -463,10 +480,25 @@ class AsyncChannel(_Channel):
         self._max_connections = max_connections
         self._own_transport: httpx.AsyncBaseTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._plain_pairs = list(self.headers.items())
+
+    def prepare_request(
+        self, body: bytes, *, stream: bool, extra_headers: Mapping[str, str] | None = None
+    ) -> httpx.Request | FastRequest:
+        """An ``httpx.Request``, or a :class:`FastRequest` for the default transport."""
+        if self._given_transport is not None or self._http_client is not None:
+            return self.build_request(body, stream=stream, extra_headers=extra_headers)
+        headers = self._plain_pairs
+        if stream or extra_headers:
+            merged = {**self.headers, **(extra_headers or {})}
+            if stream:
+                merged["Accept"] = "text/event-stream"
+            headers = list(merged.items())
+        return FastRequest(self.url, headers, body)
 
     async def send(
         self,
-        request: httpx.Request,
+        request: httpx.Request | FastRequest,
         handle: AsyncHandler[T],
         *,
         max_retries: int,
@@ -479,7 +511,7 @@ class AsyncChannel(_Channel):
 
     async def _send_with_retries(
         self,
-        request: httpx.Request,
+        request: httpx.Request | FastRequest,
         handle: AsyncHandler[T],
         max_retries: int,
         deadline: Deadline | None,
@@ -496,7 +528,10 @@ class AsyncChannel(_Channel):
             await asyncio.sleep(decision.wait)
 
     async def _send_once(
-        self, request: httpx.Request, handle: AsyncHandler[T], deadline: Deadline | None
+        self,
+        request: httpx.Request | FastRequest,
+        handle: AsyncHandler[T],
+        deadline: Deadline | None,
     ) -> T:
         limit, why = self.attempt_limit(deadline)
         ends_at = None if limit is None else time.monotonic() + limit
@@ -518,7 +553,12 @@ class AsyncChannel(_Channel):
                 raise
             raise connection_error(exc, url=self.url, phase=phase, secret=self.secret) from exc
 
-    async def _dispatch(self, request: httpx.Request) -> httpx.Response:
+    async def _dispatch(self, request: httpx.Request | FastRequest) -> httpx.Response:
+        if isinstance(request, FastRequest):
+            transport = cast("AiohttpTransport", self._transport())
+            return await transport.send(
+                "POST", request.url, request.headers, request.body, self._timeout_ext
+            )
         if self._http_client is not None:
             return await self._http_client.send(request, stream=True)
         return await self._transport().handle_async_request(request)
@@ -547,6 +587,24 @@ class AsyncChannel(_Channel):
             await transport.aclose()
 
 
+async def aread(response: httpx.Response) -> bytes:
+    """The whole body of ``response``, then closed (without httpx's decoding layers unless the
+    body is compressed)."""
+    stream = response.stream
+    try:
+        if isinstance(stream, httpx.AsyncByteStream) and not is_encoded(response):
+            return b"".join([part async for part in stream])
+        return await response.aread()  # decodes a compressed body
+    finally:
+        await response.aclose()
+
+
+def is_encoded(response: httpx.Response) -> bool:
+    """Whether the body is compressed (gzip, ...) and must go through httpx's decoders."""
+    encoding = response.headers.get("content-encoding")
+    return encoding is not None and encoding.strip().lower() != "identity"
+
+
 def _expired(scope: Any) -> bool:
     """Whether a timeout scope fired (``asyncio.Timeout.expired()`` / ``async_timeout``'s flag)."""
     expired = scope.expired
@@ -554,23 +612,10 @@ def _expired(scope: Any) -> bool:
 
 
 def _aiohttp_transport(max_connections: int | None, timeouts: Timeouts) -> httpx.AsyncBaseTransport:
-    """One pooled aiohttp session behind httpx's transport interface (built on first use)."""
-    import aiohttp
-    from httpx_aiohttp import AiohttpTransport
+    """One pooled aiohttp session behind httpx's transport interface (opened on first use)."""
+    from ._aiohttp import AiohttpTransport
 
-    transport = AiohttpTransport()
-
-    def session() -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
-            limit=max_connections or 0,  # 0: no limit
-            limit_per_host=0,
-            keepalive_timeout=30.0,
-            ssl=transport.ssl_context,
-        )
-        return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(None))
-
-    transport.client = session
-    return transport
+    return AiohttpTransport(max_connections=max_connections)
 
 
 class SyncChannel(_Channel):

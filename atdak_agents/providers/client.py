@@ -36,6 +36,7 @@ from ._http import (
     RetryPolicy,
     SyncChannel,
     Timeouts,
+    aread,
     error_from_payload,
     redact,
     status_error,
@@ -118,9 +119,10 @@ class _ClientSettings:
         return retries, validate_deadline(options.deadline)
 
     def _body(
-        self, request: ChatCompletionRequest, *, stream: bool
+        self, request: ChatCompletionRequest, *, stream: bool, checked: bool = False
     ) -> tuple[ChatCompletionRequest, bytes]:
-        check_request(request, self.registry)
+        if not checked:
+            check_request(request, self.registry)
         if bool(request.stream) != stream:
             request = request.model_copy(update={"stream": True if stream else None})
         return request, request.model_dump_json(exclude_none=True).encode()
@@ -197,7 +199,6 @@ def _parse_completion(
     url: str,
     secret: str | None,
 ) -> ChatCompletion:
-    request_id = response.headers.get("x-request-id")
     try:
         completion = ChatCompletion.model_validate_json(body)
     except ValidationError as exc:
@@ -206,7 +207,7 @@ def _parse_completion(
             f"the answer from {url} is not a chat completion ({exc.errors()[0]['msg']}); is "
             "the base URL an OpenAI-compatible /v1 endpoint?",
             status_code=response.status_code,
-            request_id=request_id,
+            request_id=response.headers.get("x-request-id"),
             body=text[:2000],
         ) from None
     if not completion.choices:
@@ -219,7 +220,7 @@ def _parse_completion(
         raise APIResponseValidationError(
             f"the answer from {url} has no choices (an empty `choices` list): nothing to return",
             status_code=response.status_code,
-            request_id=request_id,
+            request_id=response.headers.get("x-request-id"),
             body=redact(body.decode("utf-8", errors="replace"), secret)[:2000],
         )
     if completion.usage is None:  # never report zero tokens: estimate, and say so
@@ -296,18 +297,15 @@ class AsyncAtdakClient(_ClientSettings):
         request: ChatCompletionRequest,
         options: CallOptions | None,
         headers: Mapping[str, str] | None,
+        checked: bool = False,
     ) -> AsyncCompletionStream:
-        request, body = self._body(request, stream=True)
+        request, body = self._body(request, stream=True, checked=checked)
         max_retries, deadline = self._call_limits(options)
         channel = self._channel()
 
         async def handle(response: httpx.Response, ends_at: float | None) -> AsyncCompletionStream:
             if response.status_code >= 400 or _is_json(response):
-                try:
-                    data = await response.aread()
-                finally:
-                    await response.aclose()
-                raise self._refuse_json_stream(response, data)
+                raise self._refuse_json_stream(response, await aread(response))
             stream = AsyncCompletionStream(
                 response, request, url=self.url, secret=self._api_key, ends_at=ends_at
             )
@@ -317,7 +315,7 @@ class AsyncAtdakClient(_ClientSettings):
                 await stream.aclose()
                 raise
 
-        http_request = channel.build_request(body, stream=True, extra_headers=headers)
+        http_request = channel.prepare_request(body, stream=True, extra_headers=headers)
         return await channel.send(http_request, handle, max_retries=max_retries, deadline=deadline)
 
     async def _complete(
@@ -325,19 +323,16 @@ class AsyncAtdakClient(_ClientSettings):
         request: ChatCompletionRequest,
         options: CallOptions | None,
         headers: Mapping[str, str] | None,
+        checked: bool = False,
     ) -> ChatCompletion:
-        request, body = self._body(request, stream=False)
+        request, body = self._body(request, stream=False, checked=checked)
         max_retries, deadline = self._call_limits(options)
         channel = self._channel()
 
         async def handle(response: httpx.Response, ends_at: float | None) -> ChatCompletion:
-            try:
-                data = await response.aread()
-            finally:
-                await response.aclose()
-            return self._completion(response, data, request)
+            return self._completion(response, await aread(response), request)
 
-        http_request = channel.build_request(body, stream=False, extra_headers=headers)
+        http_request = channel.prepare_request(body, stream=False, extra_headers=headers)
         return await channel.send(http_request, handle, max_retries=max_retries, deadline=deadline)
 
     async def close(self) -> None:
@@ -449,8 +444,8 @@ class AsyncCompletions:
         )
         options = _options(max_retries, deadline)
         if stream:
-            return await self._client._stream(request, options, extra_headers)
-        return await self._client._complete(request, options, extra_headers)
+            return await self._client._stream(request, options, extra_headers, checked=True)
+        return await self._client._complete(request, options, extra_headers, checked=True)
 
 
 def _check_stream(stream: object) -> bool:
@@ -520,8 +515,9 @@ class AtdakClient(_ClientSettings):
         request: ChatCompletionRequest,
         options: CallOptions | None,
         headers: Mapping[str, str] | None,
+        checked: bool = False,
     ) -> ChatCompletion:
-        request, body = self._body(request, stream=False)
+        request, body = self._body(request, stream=False, checked=checked)
         max_retries, deadline = self._call_limits(options)
         channel = self._channel()
 
@@ -540,8 +536,9 @@ class AtdakClient(_ClientSettings):
         request: ChatCompletionRequest,
         options: CallOptions | None,
         headers: Mapping[str, str] | None,
+        checked: bool = False,
     ) -> CompletionStream:
-        request, body = self._body(request, stream=True)
+        request, body = self._body(request, stream=True, checked=checked)
         max_retries, deadline = self._call_limits(options)
         channel = self._channel()
 
@@ -670,5 +667,5 @@ class Completions:
         )
         options = _options(max_retries, deadline)
         if stream:
-            return self._client._stream(request, options, extra_headers)
-        return self._client._complete(request, options, extra_headers)
+            return self._client._stream(request, options, extra_headers, checked=True)
+        return self._client._complete(request, options, extra_headers, checked=True)

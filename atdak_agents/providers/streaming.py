@@ -45,6 +45,7 @@ from ._http import (
     connection_error,
     describe_failure,
     error_from_payload,
+    is_encoded,
     is_transport_failure,
     redact,
 )
@@ -67,6 +68,8 @@ __all__ = [
 ]
 
 _DONE = "[DONE]"
+_DRAIN_LIMIT = 64 * 1024  # bytes read after [DONE] to keep the connection; more: close it
+_DRAIN_SECONDS = 1.0
 
 # error ``code`` / ``type`` strings of OpenAI-style bodies -> the HTTP status they stand for
 _STATUS_OF_CODE = {
@@ -407,7 +410,7 @@ class AsyncCompletionStream(_StreamState):
         stream = response.stream
         if not isinstance(stream, httpx.AsyncByteStream):
             raise TypeError("an async stream needs an async httpx response")
-        self._bytes = stream.__aiter__()
+        self._bytes = response.aiter_bytes() if is_encoded(response) else stream.__aiter__()
 
     async def open(self) -> AsyncCompletionStream:
         """Read until the first chunk (or the end) arrived; failures so far are retryable."""
@@ -439,6 +442,7 @@ class AsyncCompletionStream(_StreamState):
         while not self._pending:
             self._raise_failure()
             if self._finished or self.closed:
+                await self._drain()
                 await self.aclose()
                 return False
             try:
@@ -467,6 +471,20 @@ class AsyncCompletionStream(_StreamState):
                 return await self._bytes.__anext__()
         except asyncio.TimeoutError:
             raise self._timed_out() from None
+
+    async def _drain(self) -> None:
+        """After ``[DONE]``, read the little that is left so the connection can be reused."""
+        if self.closed or not self._decoder.done:
+            return
+        left = _DRAIN_LIMIT
+        try:
+            async with _async_timeout(_DRAIN_SECONDS):
+                async for data in self._bytes:
+                    left -= len(data)
+                    if left < 0:
+                        return
+        except Exception:  # the answer is complete; the connection is simply not reused
+            return
 
     async def aclose(self) -> None:
         """Release the connection (safe to call more than once)."""
@@ -500,7 +518,7 @@ class CompletionStream(_StreamState):
         stream = response.stream
         if not isinstance(stream, httpx.SyncByteStream):
             raise TypeError("a sync stream needs a sync httpx response")
-        self._bytes = iter(stream)
+        self._bytes = response.iter_bytes() if is_encoded(response) else iter(stream)
 
     def open(self) -> CompletionStream:
         """Read until the first chunk (or the end) arrived; failures so far are retryable."""
@@ -528,7 +546,7 @@ class CompletionStream(_StreamState):
         while not self._pending:
             self._raise_failure()
             if self._finished or self.closed:
-                self.close()
+                self.close()  # (a blocking read cannot be bounded in time: no draining here)
                 return False
             remaining = self._remaining()
             if remaining is not None and remaining <= 0:

@@ -6,7 +6,8 @@ All clients talk to the same local Atdak-compatible server, started in a *separa
 (``atdak-agents local-server``) so that client and server do not share one GIL. Measured in one
 run: requests/s at concurrency 1 and 64 (with p50/p99 latency) for single completions, time to
 first chunk and chunks/s for a 500-chunk stream, and the import time of ``atdak_agents``.
-Printed with ratios against raw aiohttp (the ceiling) and the openai SDK.
+Printed with ratios against raw aiohttp (the ceiling) and the openai SDK. The machine is shared,
+so every client is measured in several alternating rounds and its best figures are kept.
 
 Floors (issue 2): AtdakClient within 2x of raw aiohttp's requests/s at concurrency 1 and 64, no
 collapse from 1 to 64, streaming at least as fast as the openai SDK.
@@ -293,8 +294,9 @@ def report(results: dict[str, dict[str, object]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests (a rough figure)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per client (best kept)")
     args = parser.parse_args()
-    totals, repeats = ((600, 3000), 5) if args.quick else ((2000, 12000), 20)
+    totals, repeats = ((600, 3000), 5) if args.quick else ((2000, 8000), 10)
 
     print("import time (best of 5, fresh interpreter):")
     for statement in (
@@ -305,15 +307,31 @@ def main() -> None:
         print(f"  {statement:58} {1000 * import_seconds(statement):6.1f} ms")
 
     process, base_url = start_server()
+    results: dict[str, dict[str, object]] = {}
     try:
-        results = {}
-        for name in CLIENTS:
-            print(f"measuring {name} ...", flush=True)
-            results[name] = asyncio.run(measure(name, base_url, totals, repeats))
+        for round_ in range(1, args.rounds + 1):
+            for name in CLIENTS:  # alternate clients, so a busy moment of the machine hits all
+                print(f"round {round_}/{args.rounds}: {name} ...", flush=True)
+                measured = asyncio.run(measure(name, base_url, totals, repeats))
+                results[name] = best_of(results.get(name), measured)
     finally:
         process.terminate()
         process.wait(10)
     report(results)
+
+
+def best_of(old: dict[str, object] | None, new: dict[str, object]) -> dict[str, object]:
+    """Per figure, the better of two rounds (the machine is shared: noise only slows things)."""
+    if old is None:
+        return new
+    best: dict[str, object] = {}
+    for key in new:
+        a, b = old[key], new[key]
+        if isinstance(a, Throughput) and isinstance(b, Throughput):
+            best[key] = a if a.rps >= b.rps else b
+        elif isinstance(a, Streaming) and isinstance(b, Streaming):
+            best[key] = Streaming(min(a.ttfc_ms, b.ttfc_ms), max(a.chunks_per_s, b.chunks_per_s))
+    return best
 
 
 if __name__ == "__main__":
