@@ -3,21 +3,29 @@
 Any socket connection to a host other than loopback fails with a clear message unless the test
 opts in with ``@pytest.mark.network``. Loopback stays open, so tests can use the local
 Atdak-compatible server over real HTTP: the ``atdak_server`` fixture gives each test its own
-(on an ephemeral port, in a background thread), ``atdak_server_module`` one per test module.
+(on an ephemeral port, in a background thread), ``atdak_server_module`` one per test module;
+``scripted_model`` makes scripted chat models that must use their whole script by the test's end.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from .scripted import ScriptedModel, ScriptStep
     from .server import LocalAtdakServer
 
-__all__ = ["NetworkBlockedError", "atdak_server", "atdak_server_module", "block_network"]
+__all__ = [
+    "NetworkBlockedError",
+    "atdak_server",
+    "atdak_server_module",
+    "block_network",
+    "scripted_model",
+]
 
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1", "0.0.0.0", "ip6-localhost"}
 
@@ -105,3 +113,21 @@ def atdak_server_module() -> Iterator[LocalAtdakServer]:
 
     with LocalAtdakServer() as server:
         yield server
+
+
+@pytest.fixture
+def scripted_model() -> Iterator[Callable[..., ScriptedModel]]:
+    """A factory of :class:`~atdak_agents.testing.ScriptedModel`; at the end of the test every
+    model it made must have used its whole script (an unused step fails the test)."""
+    from .scripted import ScriptedModel
+
+    made: list[ScriptedModel] = []
+
+    def make(steps: Iterable[ScriptStep], **options: Any) -> ScriptedModel:
+        model = ScriptedModel(steps, **options)
+        made.append(model)
+        return model
+
+    yield make
+    for model in made:
+        model.assert_done()

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from atdak_agents.exceptions import (
@@ -133,6 +138,26 @@ async def test_an_error_inside_a_scripted_stream() -> None:
     )
     with pytest.raises(RateLimitError, match="later"):
         await (await model.stream(request())).collect()
+
+
+async def test_the_fixture_checks_the_script_at_the_end(scripted_model: Any) -> None:
+    model = scripted_model(["one", "two"])
+    assert (await model.complete(request())).text == "one"
+    assert (await (await model.stream(request())).collect()).text == "two"
+    # (a step left unused here would fail this test at teardown)
+
+
+def test_the_fixture_fails_a_test_that_leaves_steps_unused(tmp_path: Path) -> None:
+    test_file = tmp_path / "test_unused.py"
+    test_file.write_text(
+        "async def test_forgets(scripted_model):\n    scripted_model(['used', 'forgotten'])\n",
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider"]
+    command += ["-o", "asyncio_mode=auto"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout
+    assert "2 of 2 script steps were never used" in result.stdout
 
 
 def test_the_guard_blocks_real_hosts_and_allows_loopback() -> None:
