@@ -221,6 +221,36 @@ class _Lease:
     ttl: float
 
 
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy, quick for plain data (what steps mostly hold); ``copy.deepcopy`` for the
+    rest."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    if kind is tuple:
+        return tuple(_copy(item) for item in value)
+    return copy.deepcopy(value)
+
+
+def _copy_step(record: StepRecord) -> StepRecord:
+    return StepRecord(
+        run_id=record.run_id,
+        step=record.step,
+        updates=_copy(record.updates),
+        frontier=_copy(record.frontier),
+        bookkeeping=_copy(record.bookkeeping),
+        nodes=list(record.nodes),
+        created_at=record.created_at,
+    )
+
+
 class InMemoryCheckpointer:
     """Checkpoints in a dict: fast, process-local, for tests and short-lived runs.
 
@@ -287,15 +317,9 @@ class InMemoryCheckpointer:
         steps = self._steps[record.run_id]
         if record.step in steps:
             raise StoreError(f"run {record.run_id!r} already has a step {record.step}")
-        steps[record.step] = copy.deepcopy(record)
-        self._runs[record.run_id] = replace(
-            run,
-            step=record.step,
-            status=status,
-            question=question,
-            output=copy.deepcopy(output),
-            updated_at=time.time(),
-        )
+        steps[record.step] = _copy_step(record)
+        run.step, run.status, run.question = record.step, status, question
+        run.output, run.updated_at = _copy(output), time.time()
         if release:
             del self._leases[record.run_id]
         else:
@@ -304,16 +328,15 @@ class InMemoryCheckpointer:
     async def load_steps(self, run_id: str, *, upto: int | None = None) -> list[StepRecord]:
         self._require(run_id)
         steps = self._steps[run_id]
-        chosen = [steps[n] for n in sorted(steps) if upto is None or n <= upto]
-        return copy.deepcopy(chosen)
+        return [_copy_step(steps[n]) for n in sorted(steps) if upto is None or n <= upto]
 
     async def record_call(self, run_id: str, step: int, key: str, payload: Any) -> None:
         self._require(run_id)
-        self._calls.setdefault((run_id, step), {})[key] = copy.deepcopy(payload)
+        self._calls.setdefault((run_id, step), {})[key] = _copy(payload)
 
     async def load_calls(self, run_id: str, step: int) -> dict[str, Any]:
         self._require(run_id)
-        return copy.deepcopy(self._calls.get((run_id, step), {}))
+        return _copy(self._calls.get((run_id, step), {}))
 
     async def acquire(self, run_id: str, owner: str, *, ttl: float | None = None) -> None:
         self._require(run_id)

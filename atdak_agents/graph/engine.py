@@ -134,7 +134,7 @@ class Run:
         self._prefix = path_prefix
         self._limits = limits or graph.spec.limits
         self._books = bookkeeping if bookkeeping is not None else empty_books()
-        self._owner = runner_id()
+        self._owner_id: str | None = None
         self._started_at = time.monotonic()
         self._root = Scope(env.bus, env.run_id, new_span_id(), None, None, path_prefix or None)
         self._driver: asyncio.Task[RunResult] | None = None
@@ -147,6 +147,14 @@ class Run:
         env.answers = self._books["answers"]
 
     # ------------------------------------------------------------------ public API
+
+    @property
+    def _owner(self) -> str:
+        """This runner's name as a lease holder (made on first use: runs without a
+        checkpointer never need it)."""
+        if self._owner_id is None:
+            self._owner_id = runner_id()
+        return self._owner_id
 
     @property
     def steps(self) -> int:
