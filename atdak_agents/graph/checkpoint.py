@@ -336,7 +336,7 @@ class InMemoryCheckpointer:
 
     async def load_calls(self, run_id: str, step: int) -> dict[str, Any]:
         self._require(run_id)
-        return _copy(self._calls.get((run_id, step), {}))
+        return {key: _copy(value) for key, value in self._calls.get((run_id, step), {}).items()}
 
     async def acquire(self, run_id: str, owner: str, *, ttl: float | None = None) -> None:
         self._require(run_id)
