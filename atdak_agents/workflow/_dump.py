@@ -19,6 +19,7 @@ from ..exceptions import DefinitionError
 from ..graph.build import Graph
 from ..graph.compile import resolve_import
 from ..graph.spec import Edge, GraphSpec
+from ._interpolate import is_template_path
 from ._source import YamlPath, format_path
 from ._workflow import Workflow
 
@@ -53,8 +54,15 @@ def _fits_flow(items: list[Any]) -> bool:
     return bool(nodes) and text <= _FLOW_WIDTH and not any("\n" in str(n.value) for n in nodes)
 
 
+_LINE_BREAKS = ("\x85", "\u2028", "\u2029", "\r")  # PyYAML folds these unless escaped
+
+
 def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value and _block_safe(value) else None
+    style: str | None = None
+    if any(mark in value for mark in _LINE_BREAKS):
+        style = '"'
+    elif "\n" in value and _block_safe(value):
+        style = "|"
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -110,6 +118,8 @@ def _plain(value: Any, path: YamlPath, base: Any) -> Any:
         return [_plain(v, (*path, i), base) for i, v in enumerate(value)]
     if callable(value):
         return _import_path(value, path, base)
+    if isinstance(value, str) and "${" in value and not is_template_path(path):
+        return value.replace("${", "$${")  # loads back as the same text, not a reference
     return value
 
 

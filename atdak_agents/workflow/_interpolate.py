@@ -30,6 +30,9 @@ _TEMPLATE_KEYS = frozenset(
 
 def is_template_path(path: YamlPath) -> bool:
     """Whether the value at ``path`` is a template or expression (left for jinja2)."""
+    for index in range(len(path) - 1, 0, -1):  # inside an inline graph: its own paths count
+        if path[index] == "graph" and path[index - 1] in ("subgraph", "map"):
+            return is_template_path(path[index + 1 :])
     if not path:
         return False
     if path[0] == "outputs" and len(path) == 2:
