@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from ..exceptions import GraphValidationError, Problem, UsageError
 from ..providers.base import ChatModel
 from ..providers.profiles import ModelProfile, ModelRegistry, default_registry
 from ..tracing.bus import EventBus, Sink
+from ..tracing.redact import Redactor
 from ..usage import RunUsage, UsageLimits
 from .checkpoint import Checkpointer, RunRecord, StepRecord
 from .compile import CompiledRoute, compile_nodes, resolve_import
@@ -36,6 +39,7 @@ from .validate import validate_spec
 __all__ = ["Graph", "build_graph", "fingerprint", "tool_name"]
 
 _NOTHING: Any = object()
+_API_KEY_ENV = "ATDAK_API_KEY"
 
 
 def fingerprint(spec: GraphSpec) -> str:
@@ -101,9 +105,19 @@ class Graph:
         sinks: Sequence[Sink] = (),
         memory: Any = None,
         limits: Limits | None = None,
+        redactor: Redactor | None = None,
+        trace_content: bool = True,
     ) -> Run:
-        """A new run, not started yet: ``await run.step()`` or ``await run.until_done()``."""
-        env = self._env(run_id or new_run_id(), self.check_inputs(inputs), provider, sinks)
+        """A new run, not started yet: ``await run.step()`` or ``await run.until_done()``.
+
+        Tracing: ``sinks`` receive every event (``run.events()`` streams them live);
+        ``redactor`` masks secrets in everything they receive (by default one with the usual
+        key patterns; the ``ATDAK_API_KEY`` value is always added); ``trace_content=False``
+        drops message contents, arguments and values from every event, keeping sizes and token
+        counts.
+        """
+        tracing = _Tracing(sinks, redactor, trace_content)
+        env = self._env(run_id or new_run_id(), self.check_inputs(inputs), provider, tracing)
         env.session_id = session_id
         env.memory = memory
         limits = limits or self.spec.limits
@@ -137,12 +151,16 @@ class Graph:
         sinks: Sequence[Sink] = (),
         memory: Any = None,
         migrate: bool = False,
+        redactor: Redactor | None = None,
+        trace_content: bool = True,
     ) -> Run:
-        """The run ``run_id`` rebuilt from its checkpoints, ready to step (takes its lease)."""
+        """The run ``run_id`` rebuilt from its checkpoints, ready to step (takes its lease).
+        Tracing options as for :meth:`start`."""
         record = await checkpointer.get_run(run_id)
         if record is None:
             raise UsageError(f"no run {run_id!r} in the checkpointer; `runs list` shows the runs")
-        env = self._env(run_id, record.inputs, provider, sinks)
+        tracing = _Tracing(sinks, redactor, trace_content)
+        env = self._env(run_id, record.inputs, provider, tracing)
         env.session_id = record.session_id
         env.memory = memory
         env.usage_limits = _usage_limits(self.spec.limits)
@@ -291,12 +309,12 @@ class Graph:
         run_id: str,
         inputs: Mapping[str, Any],
         provider: ChatModel | None,
-        sinks: Sequence[Sink],
+        tracing: _Tracing,
     ) -> RunEnv:
         return RunEnv(
             run_id=run_id,
             inputs=inputs,
-            bus=EventBus(run_id, sinks),
+            bus=tracing.bus(run_id),
             usage=RunUsage(),
             provider=provider,
             registry=self.registry,
@@ -304,6 +322,22 @@ class Graph:
             base_dir=self.base_dir,
             provider_factory=_default_provider,
         )
+
+
+@dataclass(frozen=True)
+class _Tracing:
+    """A run's tracing options: where events go, and what they may carry."""
+
+    sinks: Sequence[Sink]
+    redactor: Redactor | None
+    content: bool
+
+    def bus(self, run_id: str) -> EventBus:
+        redactor = self.redactor if self.redactor is not None else Redactor()
+        key = os.environ.get(_API_KEY_ENV)
+        if key:
+            redactor.add_secret(key)  # the key a default client sends never reaches a trace
+        return EventBus(run_id, self.sinks, content=self.content, redactor=redactor)
 
 
 def build_graph(

@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..exceptions import NodeError, RunError, ToolSignal, UsageError
 from ..providers.base import ChatModel
 from ..providers.profiles import ModelRegistry, default_registry
-from ..tracing.bus import EventBus, scope
-from ..tracing.events import NodeFinished, NodeStarted
+from ..tracing.bus import EventBus, Scope, current_scope, emit, new_span_id, scope
+from ..tracing.events import MapStarted, NodeFinished, NodeStarted
 from ..usage import RunUsage, UsageLimits
 from .expressions import Expression
 from .journal import Journal, current_journal, task_journal
@@ -137,34 +138,60 @@ async def run_node(runner: NodeRunner, ctx: NodeContext, journal: Journal | None
         if not ctx.env.bus.active:
             with task_journal(journal, ctx.path):
                 return await runner.run(ctx)
-        return await _run_traced(runner, ctx, journal)
+        with _NodeTrace(runner.kind, ctx) as trace, task_journal(journal, ctx.path):
+            outcome = await runner.run(ctx)
+            trace.finished(outcome)
+            return outcome
     except (RunError, UsageError, ToolSignal):
         raise
     except Exception as exc:
         raise NodeError(ctx.path, f"failed: {type(exc).__name__}: {exc}") from exc
 
 
-async def _run_traced(runner: NodeRunner, ctx: NodeContext, journal: Journal | None) -> NodeOutcome:
-    from ..tracing.bus import current_scope
+class _NodeTrace:
+    """A node's span: ``node_started`` on entry, ``node_finished`` (with the keys it wrote, or
+    the error it raised) at the end; its scope is the current one in between."""
 
-    parent = current_scope()
-    if parent is None:  # pragma: no cover - the engine always sets a scope
-        return await runner.run(ctx)
-    node_scope = parent.child(node=ctx.path, step=ctx.step)
-    started = time.monotonic()
-    with scope(node_scope), task_journal(journal, ctx.path):
-        node_scope.emit(NodeStarted, kind=runner.kind)
-        try:
-            outcome = await runner.run(ctx)
-        except BaseException as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            duration = time.monotonic() - started
-            node_scope.emit(NodeFinished, kind=runner.kind, duration=duration, error=error)
-            raise
-        updated = list(outcome.updates or ())
-        duration = time.monotonic() - started
-        node_scope.emit(NodeFinished, kind=runner.kind, duration=duration, updated=updated)
-    return outcome
+    __slots__ = ("_entered", "_kind", "_scope", "_started")
+
+    def __init__(self, kind: str, ctx: NodeContext) -> None:
+        parent = current_scope()
+        if parent is None:  # pragma: no cover - the engine always sets a scope
+            parent = Scope(ctx.env.bus, ctx.env.run_id, new_span_id())
+        self._scope = parent.child(node=ctx.path, step=ctx.step)
+        self._kind = kind
+        self._entered = scope(self._scope)
+        self._started = 0.0
+
+    def __enter__(self) -> _NodeTrace:
+        self._entered.__enter__()
+        self._started = time.monotonic()
+        self._scope.emit(NodeStarted, kind=self._kind)
+        return self
+
+    def finished(self, outcome: NodeOutcome) -> None:
+        duration = time.monotonic() - self._started
+        updated = list(outcome.updates) if outcome.updates else []
+        self._scope.emit(
+            NodeFinished, kind=self._kind, duration=duration, updated=updated, error=None
+        )
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if error is not None:
+            duration = time.monotonic() - self._started
+            self._scope.emit(
+                NodeFinished,
+                kind=self._kind,
+                duration=duration,
+                updated=[],
+                error=f"{type(error).__name__}: {error}",
+            )
+        self._entered.__exit__(kind, error, traceback)
 
 
 # --------------------------------------------------------------------------- function
@@ -356,6 +383,7 @@ class MapRunner:
                 ctx.path,
                 f"`over: {self.over.source}` gave {type(items).__name__}; it must give a list",
             )
+        emit(MapStarted, items=len(items), concurrency=self.concurrency)  # for progress bars
         limit = asyncio.Semaphore(self.concurrency)
         journal = current_journal()
         results = await asyncio.gather(

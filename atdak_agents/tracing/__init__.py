@@ -1,9 +1,9 @@
 """Tracing: typed events, the run's event bus, sinks and redaction."""
 
-from .bus import EventBus, Scope, Sink, Subscription, current_scope, emit, scope, span
+from .bus import EventBus, LineSink, Scope, Sink, Subscription, current_scope, emit, scope, span
 from .events import EVENT_ADAPTER, Event, EventBase, event_from_json, event_to_json
 from .redact import Redactor
-from .sinks import JsonlSink, MemorySink, StructlogSink, read_jsonl
+from .sinks import JsonlSink, MemorySink, StructlogSink, read_jsonl, replay
 
 __all__ = [
     "EVENT_ADAPTER",
@@ -11,6 +11,7 @@ __all__ = [
     "EventBase",
     "EventBus",
     "JsonlSink",
+    "LineSink",
     "MemorySink",
     "Redactor",
     "Scope",
@@ -22,6 +23,7 @@ __all__ = [
     "event_from_json",
     "event_to_json",
     "read_jsonl",
+    "replay",
     "scope",
     "span",
 ]

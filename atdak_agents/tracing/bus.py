@@ -5,6 +5,17 @@ OpenTelemetry) and to live subscribers (``run.events()``). Code anywhere below t
 with :func:`emit`; which run, node and span an event belongs to comes from a ``ContextVar``
 (:class:`Scope`), so concurrent branches each carry their own. When nobody listens, emitting costs
 one ``ContextVar`` lookup.
+
+The bus applies the run's privacy settings once, for everyone: with ``content=False`` message
+contents, arguments and values are dropped (sizes and token counts stay), and its
+:class:`~atdak_agents.tracing.redact.Redactor` masks secrets in what every sink and subscriber
+receives.
+
+Two kinds of sink: an object sink gets each event (``write(event)``); a *line* sink (one with
+``takes_lines = True``, such as :class:`~atdak_agents.tracing.sinks.JsonlSink`) gets it
+serialised, as one JSON line (``write_line(line)``). While only line sinks listen, events are
+never built as objects: the engine's fields go straight from a dict into JSON, which keeps
+tracing to a file cheap enough to leave on.
 """
 
 from __future__ import annotations
@@ -13,16 +24,31 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from .events import EventBase, without_content
+from .events import (
+    CONTENT_FIELDS,
+    OWN_FIELD_COUNTS,
+    RECORD_DEFAULTS,
+    SENSITIVE_FIELDS,
+    TYPE_NAMES,
+    EventBase,
+    encode_record,
+    event_record,
+    without_content,
+)
+
+if TYPE_CHECKING:
+    from .redact import Redactor
 
 __all__ = [
     "EventBus",
+    "LineSink",
     "Scope",
     "Sink",
     "Subscription",
@@ -44,9 +70,17 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
+class LineSink(Sink, Protocol):
+    """A sink that takes events serialised: one JSON line each (ending in a newline)."""
+
+    takes_lines: bool
+
+    def write_line(self, line: bytes) -> None: ...
+
+
 def new_span_id() -> str:
     """A random 64-bit span id as 16 hex digits (the OpenTelemetry span id format)."""
-    return f"{random.getrandbits(64):016x}"
+    return random.randbytes(8).hex()
 
 
 class Subscription:
@@ -112,16 +146,46 @@ class Subscription:
 
 
 class EventBus:
-    """Delivers one run's events to its sinks and live subscribers, numbering them in order."""
+    """Delivers one run's events to its sinks and live subscribers, numbering them in order.
 
-    __slots__ = ("_seq", "_sinks", "_subscribers", "active", "run_id")
+    ``content=False`` drops contents and ``redactor`` masks secrets, for every sink and
+    subscriber alike (a sink may drop more on its own).
+    """
 
-    def __init__(self, run_id: str, sinks: Sequence[Sink] = (), *, first_seq: int = 0) -> None:
+    __slots__ = (
+        "_line_sinks",
+        "_object_sinks",
+        "_objects",
+        "_seq",
+        "_sinks",
+        "_subscribers",
+        "active",
+        "content",
+        "redactor",
+        "run_id",
+    )
+
+    def __init__(
+        self,
+        run_id: str,
+        sinks: Sequence[Sink] = (),
+        *,
+        first_seq: int = 0,
+        content: bool = True,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.run_id = run_id
-        self._sinks = list(sinks)
+        self.content = content
+        self.redactor = redactor
+        self._sinks: list[Sink] = []
+        self._line_sinks: list[LineSink] = []
+        self._object_sinks: list[Sink] = []
         self._subscribers: list[Subscription] = []
         self._seq = first_seq
-        self.active = bool(self._sinks)
+        self._objects = False  # someone wants event objects
+        self.active = False
+        for sink in sinks:
+            self.add_sink(sink)
 
     @property
     def last_seq(self) -> int:
@@ -138,7 +202,11 @@ class EventBus:
 
     def add_sink(self, sink: Sink) -> None:
         self._sinks.append(sink)
-        self.active = True
+        if getattr(sink, "takes_lines", False):
+            self._line_sinks.append(sink)  # type: ignore[arg-type]
+        else:
+            self._object_sinks.append(sink)
+        self._refresh()
 
     def subscribe(
         self,
@@ -150,29 +218,113 @@ class EventBus:
         """A live subscription to events published from now on."""
         subscription = Subscription(include=include, exclude=exclude, content=content)
         self._subscribers.append(subscription)
-        self.active = True
+        self._refresh()
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscription.close()
         if subscription in self._subscribers:
             self._subscribers.remove(subscription)
-        self.active = bool(self._sinks or self._subscribers)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._objects = bool(self._object_sinks or self._subscribers)
+        self.active = bool(self._objects or self._line_sinks)
+
+    # ------------------------------------------------------------------ publishing
+
+    def emit(self, cls: Callable[..., E], where: Scope, fields: dict[str, Any]) -> E | None:
+        """Publish an event of type ``cls`` made of ``where``'s ids and ``fields``; returns it
+        when it was built as an object (while only line sinks listen, it never is)."""
+        self._seq = seq = self._seq + 1
+        if self._objects:
+            return self._emit_object(cls, where, fields, seq)
+        if len(fields) == OWN_FIELD_COUNTS[cls]:  # type: ignore[index]
+            record = {  # every field given (the engine's hot events): no defaults to merge
+                "type": TYPE_NAMES[cls],  # type: ignore[index]
+                "run_id": where.run_id,
+                "span_id": where.span_id,
+                "parent_span_id": where.parent_span_id,
+                "step": where.step,
+                "node": where.node,
+                "ts": time.time(),
+                "seq": seq,
+                **fields,
+            }
+        else:
+            record = {
+                **RECORD_DEFAULTS[cls],  # type: ignore[index]
+                "run_id": where.run_id,
+                "span_id": where.span_id,
+                "parent_span_id": where.parent_span_id,
+                "step": where.step,
+                "node": where.node,
+                "ts": time.time(),
+                "seq": seq,
+                **fields,
+            }
+        line = self._line(cls, record)  # type: ignore[arg-type]
+        for sink in self._line_sinks:
+            sink.write_line(line)
+        return None
+
+    def _emit_object(
+        self, cls: Callable[..., E], where: Scope, fields: dict[str, Any], seq: int
+    ) -> E:
+        event = cls(
+            run_id=where.run_id,
+            span_id=where.span_id,
+            parent_span_id=where.parent_span_id,
+            step=where.step,
+            node=where.node,
+            ts=time.time(),
+            seq=seq,
+            **fields,
+        )
+        return self._deliver(event)
+
+    def _line(self, cls: type[EventBase], record: dict[str, Any]) -> bytes:
+        """The JSON line of ``record`` with the run's privacy settings applied."""
+        if not self.content:
+            for name in CONTENT_FIELDS[cls]:
+                record[name] = None
+        line = encode_record(record, newline=True)
+        redactor = self.redactor
+        if redactor is not None:
+            for name in SENSITIVE_FIELDS[cls]:
+                if record[name]:
+                    return redactor.bytes(line)
+        return line
 
     def publish(self, event: EventBase) -> None:
+        """Publish an event built elsewhere (its ``seq`` is assigned here)."""
         self._seq += 1
         event.seq = self._seq
-        for sink in self._sinks:
+        self._deliver(event)
+
+    def _deliver(self, event: E) -> E:
+        if not self.content:
+            event = without_content(event)  # type: ignore[assignment]
+        if self.redactor is not None:
+            event = self.redactor.event(event)
+        for sink in self._object_sinks:
             sink.write(event)
         for subscription in self._subscribers:
             subscription.push(event)
+        if self._line_sinks:
+            line = encode_record(event_record(event), newline=True)
+            for line_sink in self._line_sinks:
+                line_sink.write_line(line)
+        return event
+
+    # ------------------------------------------------------------------ ending
 
     def end_subscriptions(self) -> None:
         """The run stopped (finished or paused): end every live subscription; sinks stay."""
         for subscription in self._subscribers:
             subscription.close()
         self._subscribers.clear()
-        self.active = bool(self._sinks)
+        self._refresh()
 
     def close(self) -> None:
         """End of the run: close every subscription and sink."""
@@ -180,7 +332,9 @@ class EventBus:
         for sink in self._sinks:
             sink.close()
         self._sinks.clear()
-        self.active = False
+        self._line_sinks.clear()
+        self._object_sinks.clear()
+        self._refresh()
 
 
 @dataclass(slots=True)
@@ -205,20 +359,12 @@ class Scope:
         )
 
     def emit(self, cls: Callable[..., E], **fields: Any) -> E | None:
-        """Publish an event of type ``cls`` in this scope (``None`` when nobody listens)."""
-        if not self.bus.active:
+        """Publish an event of type ``cls`` in this scope (``None`` when nobody listens, or
+        only sinks that take serialised lines)."""
+        bus = self.bus
+        if not bus.active:
             return None
-        event = cls(
-            run_id=self.run_id,
-            span_id=self.span_id,
-            parent_span_id=self.parent_span_id,
-            step=self.step,
-            node=self.node,
-            ts=time.time(),
-            **fields,
-        )
-        self.bus.publish(event)
-        return event
+        return bus.emit(cls, self, fields)
 
 
 _current: ContextVar[Scope | None] = ContextVar("atdak_agents_scope", default=None)
@@ -237,22 +383,40 @@ def emit(cls: Callable[..., E], **fields: Any) -> E | None:
     return current.emit(cls, **fields)
 
 
-@contextmanager
-def scope(value: Scope) -> Iterator[Scope]:
+class _Entered:
+    """Makes a scope current for a ``with`` block (a class: cheaper than a generator)."""
+
+    __slots__ = ("_token", "_value")
+
+    def __init__(self, value: Scope) -> None:
+        self._value = value
+        self._token: Token[Scope | None] | None = None
+
+    def __enter__(self) -> Scope:
+        self._token = _current.set(self._value)
+        return self._value
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+
+
+def scope(value: Scope) -> AbstractContextManager[Scope]:
     """Make ``value`` the current scope inside the ``with`` block."""
-    token = _current.set(value)
-    try:
-        yield value
-    finally:
-        _current.reset(token)
+    return _Entered(value)
 
 
-@contextmanager
-def span(*, node: str | None = None, step: int | None = None) -> Iterator[Scope | None]:
-    """A child span of the current scope (a model call, a tool call, a nested node)."""
+def span(
+    *, node: str | None = None, step: int | None = None
+) -> AbstractContextManager[Scope | None]:
+    """A child span of the current scope (a model call, a tool call, a nested node); outside a
+    run it gives ``None``."""
     parent = _current.get()
     if parent is None:
-        yield None
-        return
-    with scope(parent.child(node=node, step=step)) as child:
-        yield child
+        return nullcontext()
+    return _Entered(parent.child(node=node, step=step))

@@ -4,8 +4,9 @@ Every event carries ``type``, ``run_id``, ``seq`` (its position in the run's str
 when it is published), ``step``, ``node`` (the node's path in a nested graph, e.g.
 ``"map_docs[3]/summarise"``), ``span_id`` / ``parent_span_id`` (so a trace is a tree: run → node
 → model call / tool call) and ``ts`` (UNIX time). The classes are slotted dataclasses — cheap to
-create on the engine's hot path — validated, serialised and described by pydantic
-(:data:`EVENT_ADAPTER`).
+create on the engine's hot path — validated and described by pydantic (:data:`EVENT_ADAPTER`)
+and serialised by orjson (pydantic for the values orjson does not know), the fast path a JSONL
+trace needs.
 
 Content fields (messages, answers, tool arguments and results, state values) may be dropped with
 ``trace_content=False``; each has a size field beside it that stays.
@@ -17,14 +18,23 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeAlias, Union
 
+import orjson
 from pydantic import Field, TypeAdapter
+from pydantic_core import to_json, to_jsonable_python
 
 __all__ = [
+    "CONTENT_FIELDS",
     "EVENT_ADAPTER",
     "EVENT_TYPES",
+    "FIELD_NAMES",
+    "OWN_FIELD_COUNTS",
+    "RECORD_DEFAULTS",
+    "SENSITIVE_FIELDS",
+    "TYPE_NAMES",
     "CheckpointSaved",
     "Event",
     "EventBase",
+    "MapStarted",
     "ModelRequest",
     "ModelResponse",
     "ModelRetrying",
@@ -38,7 +48,9 @@ __all__ = [
     "TokenDelta",
     "ToolCalled",
     "ToolReturned",
+    "encode_record",
     "event_from_json",
+    "event_record",
     "event_to_json",
     "without_content",
 ]
@@ -120,6 +132,19 @@ class NodeFinished(EventBase):
 
 
 @dataclass(slots=True, kw_only=True)
+class MapStarted(EventBase):
+    """A map node is about to run its body ``items`` times (so a progress bar knows the total).
+
+    Each item runs as a child node (``node`` ``"<map>[i]/<body>"``, parent span the map's span);
+    progress is the count of those children's ``node_finished`` events.
+    """
+
+    type: Literal["map_started"] = "map_started"
+    items: int = 0
+    concurrency: int = 0
+
+
+@dataclass(slots=True, kw_only=True)
 class StateUpdated(EventBase):
     """State after a step: the keys that changed (and their new values unless content is off)."""
 
@@ -172,6 +197,7 @@ class ModelResponse(EventBase):
     finish_reason: str | None = None
     content: str | None = None
     size: int = 0
+    response_id: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -225,6 +251,7 @@ Event: TypeAlias = Annotated[
         RunInterrupted,
         NodeStarted,
         NodeFinished,
+        MapStarted,
         StateUpdated,
         CheckpointSaved,
         ModelRequest,
@@ -255,6 +282,7 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
         RunInterrupted,
         NodeStarted,
         NodeFinished,
+        MapStarted,
         StateUpdated,
         CheckpointSaved,
         ModelRequest,
@@ -266,9 +294,38 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
     )
 }
 
-_SERIALISERS: dict[type[EventBase], TypeAdapter[Any]] = {
-    cls: TypeAdapter(cls) for cls in EVENT_TYPES.values()
+# --------------------------------------------------------------------------- per-type tables
+
+#: Each event type's field names, in order (the order of a JSONL line's keys).
+FIELD_NAMES: dict[type[EventBase], tuple[str, ...]] = {
+    cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in EVENT_TYPES.values()
 }
+
+
+def _default_of(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+#: Each event type as a record of its default values (the engine fills in the rest). The values
+#: are only ever serialised, never mutated, so the lists and dicts in it may be shared.
+RECORD_DEFAULTS: dict[type[EventBase], dict[str, Any]] = {
+    cls: {f.name: _default_of(f) for f in dataclasses.fields(cls)} for cls in EVENT_TYPES.values()
+}
+
+_BASE_FIELDS = len(dataclasses.fields(EventBase))
+
+#: How many fields each type has beyond the common ones: an emitter that gives them all gets a
+#: record without a merge with the defaults (the engine's hot events do).
+OWN_FIELD_COUNTS: dict[type[EventBase], int] = {
+    cls: len(names) - _BASE_FIELDS for cls, names in FIELD_NAMES.items()
+}
+
+#: Each type's ``type`` value.
+TYPE_NAMES: dict[type[EventBase], str] = {cls: name for name, cls in EVENT_TYPES.items()}
 
 # content field -> the value it is replaced with when content is switched off
 _CONTENT_FIELDS: dict[str, Any] = {
@@ -282,10 +339,57 @@ _CONTENT_FIELDS: dict[str, Any] = {
     "question": None,
 }
 
+#: The fields of each type that hold contents (dropped by ``trace_content=False``).
+CONTENT_FIELDS: dict[type[EventBase], tuple[str, ...]] = {
+    cls: tuple(n for n in names if n in _CONTENT_FIELDS) for cls, names in FIELD_NAMES.items()
+}
+
+#: The fields of each type that may carry outside data, so a secret: what redaction scans.
+#: (Ids, node paths, kinds, tool and model names come from the graph definition or the engine.)
+SENSITIVE_FIELDS: dict[type[EventBase], tuple[str, ...]] = {
+    cls: tuple(n for n in names if n in _CONTENT_FIELDS or n in {"error", "reason", "parameters"})
+    for cls, names in FIELD_NAMES.items()
+}
+
+# --------------------------------------------------------------------------- JSON
+
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+_LINE_OPTIONS = _JSON_OPTIONS | orjson.OPT_APPEND_NEWLINE
+_REPR_LIMIT = 200
+
+
+def _describe(value: Any) -> str:
+    """The stand-in for a value JSON cannot hold: its (shortened) repr."""
+    text = repr(value)
+    return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 1] + "…"
+
+
+def _jsonable(value: Any) -> Any:
+    # orjson calls this for types it does not know (pydantic models, sets, bytes, paths...):
+    # pydantic turns them into JSON data exactly as it would in a model; anything else is
+    # described by its repr, so a trace never stops a run.
+    return to_jsonable_python(value, fallback=_describe)
+
+
+def encode_record(record: dict[str, Any], *, newline: bool = False) -> bytes:
+    """A record (field name → value) as compact UTF-8 JSON, the way a JSONL trace holds it."""
+    try:
+        return orjson.dumps(
+            record, default=_jsonable, option=_LINE_OPTIONS if newline else _JSON_OPTIONS
+        )
+    except (orjson.JSONEncodeError, TypeError):  # e.g. an integer beyond 64 bits
+        data = to_json(record, fallback=_describe)
+        return data + b"\n" if newline else data
+
+
+def event_record(event: EventBase) -> dict[str, Any]:
+    """The event's fields as a dict, in field order."""
+    return {name: getattr(event, name) for name in FIELD_NAMES[type(event)]}
+
 
 def event_to_json(event: EventBase) -> bytes:
     """One event as a compact JSON object (one JSONL line without the newline)."""
-    return _SERIALISERS[type(event)].dump_json(event)
+    return encode_record(event_record(event))
 
 
 def event_from_json(data: str | bytes) -> Event:
@@ -295,6 +399,7 @@ def event_from_json(data: str | bytes) -> Event:
 
 def without_content(event: EventBase) -> EventBase:
     """A copy of ``event`` with message contents, arguments and values removed (sizes stay)."""
-    names = {f.name for f in dataclasses.fields(event)}
-    changes = {k: v for k, v in _CONTENT_FIELDS.items() if k in names}
-    return dataclasses.replace(event, **changes) if changes else event
+    names = CONTENT_FIELDS[type(event)]
+    if not names:
+        return event
+    return dataclasses.replace(event, **{name: _CONTENT_FIELDS[name] for name in names})

@@ -1,30 +1,43 @@
-"""Trace sinks: JSONL files (and reading them back), memory capture, and structlog.
+"""Trace sinks: JSONL files (read back and replayed), memory capture, and structlog.
 
-A sink receives every event of a run (``write``) and is closed when the run ends. Sinks that
-record traces honour ``content=False`` (sizes and token counts stay, texts go) and mask secrets
-with a :class:`~atdak_agents.tracing.redact.Redactor`.
+A sink receives every event of a run (``write``) and is closed when the run ends. The run's
+privacy settings (``trace_content``, its redactor) are applied before any sink sees an event;
+a sink may drop more on its own (``content=False``, its own ``redactor``).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .events import EVENT_ADAPTER, Event, EventBase, event_from_json, event_to_json, without_content
+from .events import (
+    Event,
+    EventBase,
+    encode_record,
+    event_from_json,
+    event_record,
+    without_content,
+)
 from .redact import Redactor
 
-__all__ = ["JsonlSink", "MemorySink", "StructlogSink", "read_jsonl"]
+__all__ = ["JsonlSink", "MemorySink", "StructlogSink", "read_jsonl", "replay"]
 
-# Events after which a JSONL trace is flushed: what was checkpointed is on disk in the trace too.
-_FLUSH_AFTER = frozenset(
-    {"checkpoint_saved", "run_started", "run_finished", "run_failed", "run_interrupted"}
-)
+# A JSONL trace is flushed to the file after ``checkpoint_saved`` and ``run_*`` events: what was
+# checkpointed is on disk in the trace too, and so is the start and end of a run. A line starts
+# with ``{"type":"`` and no other type begins with ``c`` or ``r``, so the tenth byte tells.
+_FLUSH_INITIALS = frozenset({b"c", b"r"})
+_BATCH = 1 << 16  # bytes kept in memory at most before they are written
 
 
 class JsonlSink:
-    """Writes one JSON event per line to a file (appending), flushed at every checkpoint."""
+    """Writes one JSON event per line to a file (appending), flushed at every checkpoint and at
+    the end of the run.
+
+    Lines are written in batches; a run's events reach the file at its checkpoints, when it
+    pauses or ends, and every 64 KiB in between.
+    """
 
     def __init__(
         self,
@@ -35,26 +48,44 @@ class JsonlSink:
     ) -> None:
         if isinstance(target, str | os.PathLike):
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[bytes] = open(target, "ab", buffering=1 << 16)  # noqa: SIM115
+            self._file: IO[bytes] = open(target, "ab")  # noqa: SIM115 - closed by close()
             self._owned = True
         else:
             self._file = target
             self._owned = False
         self._content = content
         self._redactor = redactor
+        # one growing buffer, not a list of lines: keeping many small bytes objects alive costs
+        # far more (in the allocator) than copying them once (see bench_tracing.py)
+        self._pending = bytearray()
+        # with its own content switch off it needs the event's fields, not a finished line
+        self.takes_lines = content
 
     def write(self, event: EventBase) -> None:
-        line = event_to_json(event if self._content else without_content(event))
+        if not self._content:
+            event = without_content(event)
+        self.write_line(encode_record(event_record(event), newline=True))
+
+    def write_line(self, line: bytes) -> None:
+        """Append one serialised event (a JSON object and a newline)."""
         if self._redactor is not None:
             line = self._redactor.bytes(line)
-        self._file.write(line + b"\n")
-        if event.type in _FLUSH_AFTER:
-            self._file.flush()
+        pending = self._pending
+        pending += line
+        if line[9:10] in _FLUSH_INITIALS or len(pending) >= _BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the lines held in memory and flush the file."""
+        if self._pending:
+            self._file.write(self._pending)
+            self._pending.clear()
+        self._file.flush()
 
     def close(self) -> None:
         if self._file.closed:
             return
-        self._file.flush()
+        self.flush()
         if self._owned:
             self._file.close()
 
@@ -69,6 +100,36 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Event]:
                 yield event_from_json(line)
             except ValueError as exc:
                 raise ValueError(f"{path}:{number}: not a trace event: {exc}") from None
+
+
+def replay(
+    trace: str | os.PathLike[str] | Iterable[EventBase],
+    *consumers: Any,
+    close: bool = True,
+) -> int:
+    """Feed a recorded trace to sinks or callables, as the live run fed them; returns the
+    number of events.
+
+    ``trace``: a JSONL file or events. Each consumer is a sink (``write``/``close``: console,
+    OpenTelemetry, another JSONL file...) or a callable taking an event. Sinks are closed at
+    the end unless ``close=False``.
+    """
+    events: Iterable[EventBase] = (
+        read_jsonl(trace) if isinstance(trace, str | os.PathLike) else trace
+    )
+    writers: list[Callable[[EventBase], Any]] = [
+        consumer.write if hasattr(consumer, "write") else consumer for consumer in consumers
+    ]
+    count = 0
+    for event in events:
+        count += 1
+        for write in writers:
+            write(event)
+    if close:
+        for consumer in consumers:
+            if hasattr(consumer, "close"):
+                consumer.close()
+    return count
 
 
 class MemorySink:
@@ -89,11 +150,25 @@ class MemorySink:
         return [e for e in self.events if e.type == event_type]
 
 
-class StructlogSink:
-    """Sends every event to a structlog logger (the application's own configuration applies).
+# structlog level of each event type (the rest log at info)
+_LEVELS: dict[str, str] = {
+    "token": "debug",
+    "state_updated": "debug",
+    "checkpoint_saved": "debug",
+    "model_retrying": "warning",
+    "run_interrupted": "warning",
+    "run_failed": "error",
+}
 
-    The event's type is the log event name; its fields are the key/values, so structlog
-    processors (filtering, redaction, rendering) see typed data, not a pre-rendered string.
+
+class StructlogSink:
+    """Sends every event to a structlog logger, as structlog intends: the event's type is the
+    log event name, its fields are typed key/values, and the application's processors
+    (filtering by level, redaction, rendering) do the rest.
+
+    ``logger``: a (bound) structlog logger; by default ``structlog.get_logger("atdak_agents")``.
+    Token deltas, state updates and checkpoints log at debug, retries and interruptions at
+    warning, failures (of a run, or of a node: ``error`` is set) at error, the rest at info.
     """
 
     def __init__(
@@ -108,14 +183,14 @@ class StructlogSink:
         self._redactor = redactor
 
     def write(self, event: EventBase) -> None:
-        data: dict[str, Any] = EVENT_ADAPTER.dump_python(
-            event if self._content else without_content(event),  # type: ignore[arg-type]
-            mode="json",
-        )
-        name = data.pop("type")
+        if not self._content:
+            event = without_content(event)
         if self._redactor is not None:
-            data = self._redactor.value(data)
-        self._logger.info(name, **data)
+            event = self._redactor.event(event)
+        data = event_record(event)
+        name = data.pop("type")
+        level = "error" if data.get("error") else _LEVELS.get(name, "info")
+        getattr(self._logger, level)(name, **data)
 
     def close(self) -> None:
         return None

@@ -1,0 +1,83 @@
+"""Traces of real graph runs: map progress, run-wide privacy settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from atdak_agents.graph.builder import GraphBuilder
+from atdak_agents.tracing import JsonlSink, MemorySink, Redactor, read_jsonl
+from atdak_agents.tracing.events import MapStarted, StateUpdated
+
+
+def square(item: int) -> int:
+    return item * item
+
+
+def mapping_graph() -> GraphBuilder:
+    g = GraphBuilder("squares")
+    g.input("xs", list)
+    g.state("squares", list)
+    g.map("each", "inputs.xs", square, writes="squares", concurrency=3)
+    g.chain("each", "end")
+    return g
+
+
+async def test_a_map_announces_how_many_items_it_runs_before_running_them() -> None:
+    sink = MemorySink()
+    await mapping_graph().build().run({"xs": [1, 2, 3, 4, 5]}, sinks=[sink])
+    (announce,) = sink.of_type("map_started")
+    assert isinstance(announce, MapStarted)
+    assert (announce.items, announce.concurrency, announce.node) == (5, 3, "each")
+    items = [e for e in sink.of_type("node_finished") if e.parent_span_id == announce.span_id]
+    assert len(items) == 5  # progress: the children of the map's span
+    assert announce.seq < min(e.seq for e in items)
+
+
+def leaky(inputs: Any) -> dict[str, Any]:
+    return {"note": f"token is {inputs['token']}", "reply": "a private reply"}
+
+
+@pytest.mark.parametrize("live", [False, True])
+async def test_run_wide_privacy_settings_reach_every_sink(tmp_path: Path, live: bool) -> None:
+    g = GraphBuilder("privacy")
+    g.input("token", str)
+    g.state("note", str)
+    g.state("reply", str)
+    g.function("leak", leaky, writes=["note", "reply"])
+    g.chain("leak", "end")
+    path = tmp_path / "trace.jsonl"
+    memory = MemorySink()
+    run = g.build().start(
+        {"token": "tok-1234567890"},
+        sinks=[JsonlSink(path), memory],
+        redactor=Redactor(secrets=["tok-1234567890"]),
+        trace_content=live,  # once with contents (masked), once without
+    )
+    streamed = [e async for e in run.events()]
+    text = path.read_text(encoding="utf-8")
+    assert "tok-1234567890" not in text
+    for event in [*memory.events, *streamed, *read_jsonl(path)]:
+        assert "tok-1234567890" not in json.dumps(event.__class__.__name__ + repr(event))
+    update = next(e for e in memory.events if isinstance(e, StateUpdated))
+    if live:
+        assert update.values == {"note": "token is ***", "reply": "a private reply"}
+    else:
+        assert update.values is None and "a private reply" not in text
+
+
+async def test_the_api_key_from_the_environment_is_always_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ATDAK_API_KEY", "atdak-live-key-0000")
+    g = GraphBuilder("echo")
+    g.input("token", str)
+    g.state("note", str)
+    g.function("leak", lambda inputs: {"note": inputs["token"]}, writes=["note"])
+    g.chain("leak", "end")
+    memory = MemorySink()
+    await g.build().run({"token": "atdak-live-key-0000"}, sinks=[memory])
+    assert "atdak-live-key-0000" not in repr(memory.events)
