@@ -70,7 +70,18 @@ def _block_safe(value: str) -> bool:
     return not any(line != line.rstrip() for line in value.split("\n")) and "\t" not in value
 
 
+class _Lines(list[str]):
+    """A list written one item per line (edges), however short."""
+
+
+def _lines(dumper: yaml.SafeDumper, value: _Lines) -> yaml.SequenceNode:
+    node = dumper.represent_list(value)
+    node.flow_style = False
+    return node
+
+
 _Dumper.add_representer(str, _text)
+_Dumper.add_representer(_Lines, _lines)
 
 
 def dump_workflow(workflow: Workflow | Graph | GraphSpec) -> str:
@@ -194,7 +205,7 @@ def _move_before(data: dict[str, Any], key: str, later: tuple[str, ...]) -> None
     data.update(items)
 
 
-def edge_chains(edges: list[Edge]) -> list[str]:
+def edge_chains(edges: list[Edge]) -> _Lines:
     """Edges as ``"a -> b -> c"`` strings: consecutive edges that continue a chain join it."""
     chains: list[list[str]] = []
     for edge in edges:
@@ -202,7 +213,7 @@ def edge_chains(edges: list[Edge]) -> list[str]:
             chains[-1].append(edge.target)
         else:
             chains.append([" & ".join(edge.source), edge.target])
-    return [" -> ".join(chain) for chain in chains]
+    return _Lines(" -> ".join(chain) for chain in chains)
 
 
 def _restore(data: dict[str, Any], originals: Mapping[YamlPath, Any]) -> None:
