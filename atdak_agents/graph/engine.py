@@ -32,7 +32,7 @@ from ..exceptions import (
     UsageError,
     UsageLimitExceeded,
 )
-from ..tracing.bus import Scope, new_span_id, scope
+from ..tracing.bus import Scope, current_scope, new_span_id, scope
 from ..tracing.events import (
     CheckpointSaved,
     EventBase,
@@ -136,7 +136,8 @@ class Run:
         self._books = bookkeeping if bookkeeping is not None else empty_books()
         self._owner_id: str | None = None
         self._started_at = time.monotonic()
-        self._root = Scope(env.bus, env.run_id, new_span_id(), None, None, path_prefix or None)
+        self._root = _root_scope(env, path_prefix)
+        self._resumed = False  # restored from checkpoints: announce it at the first step
         self._driver: asyncio.Task[RunResult] | None = None
         self._shared_journal = journal
         self._leased = False  # this runner holds the run's lease in the checkpointer
@@ -193,6 +194,11 @@ class Run:
                 await self._begin()
             elif self.checkpointer is not None and not self._leased:
                 await self._acquire()  # released at a pause: take the run back
+            if self._resumed:
+                self._resumed = False
+                self._root.emit(
+                    RunStarted, graph=self.graph.name, inputs=dict(self.env.inputs), resumed=True
+                )
             try:
                 report = await self._step_within_limits()
             except RunLockedError as exc:
@@ -394,6 +400,10 @@ class Run:
         await self._save(number, tasks, updates)
         if self.status == "done":
             await self._finish()
+        elif waiting and not self._prefix:
+            usage = _usage_dict(self.env.usage)
+            reason = "waiting for input"
+            self._root.emit(RunInterrupted, reason=reason, question=self.question, usage=usage)
         return StepReport(number, [t.path for t in tasks], changed, self.status, self.question)
 
     async def _journal(self, number: int) -> Journal | None:
@@ -605,10 +615,18 @@ class Run:
             status=_resumed_status(record.status),
         )
         run.question = record.question
+        run._resumed = True
         if not steps:  # it died before its first step completed
             run.frontier = run._entry_frontier()
         await run._acquire()
         return run
+
+
+def _root_scope(env: RunEnv, prefix: str) -> Scope:
+    """A run's root span; a subgraph's hangs under the node that runs it, so a trace is a tree."""
+    parent = current_scope() if prefix else None
+    parent_id = parent.span_id if parent is not None else None
+    return Scope(env.bus, env.run_id, new_span_id(), parent_id, None, prefix.rstrip("/") or None)
 
 
 def empty_books() -> dict[str, Any]:

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from atdak_agents.graph.builder import GraphBuilder
+from atdak_agents.graph.checkpoint import InMemoryCheckpointer
 from atdak_agents.tracing import JsonlSink, MemorySink, Redactor, read_jsonl
-from atdak_agents.tracing.events import MapStarted, StateUpdated
+from atdak_agents.tracing.events import MapStarted, RunInterrupted, RunStarted, StateUpdated
 
 
 def square(item: int) -> int:
@@ -81,3 +82,46 @@ async def test_the_api_key_from_the_environment_is_always_masked(
     memory = MemorySink()
     await g.build().run({"token": "atdak-live-key-0000"}, sinks=[memory])
     assert "atdak-live-key-0000" not in repr(memory.events)
+
+
+def nested_pausing_graph() -> GraphBuilder:
+    inner = GraphBuilder("inner")
+    inner.input("item", int)
+    inner.state("double", int)
+    inner.function("twice", lambda inputs: {"double": inputs["item"] * 2}, writes=["double"])
+    inner.chain("twice", "end")
+    g = GraphBuilder("outer")
+    g.state("xs", list, default=[1, 2])
+    g.state("ys", list)
+    g.state("one", int)
+    g.state("ok", str)
+    g.map("each", "state.xs", inner.spec(), writes="ys")
+    g.subgraph("sub", inner.spec(), inputs={"item": "state.xs[0]"}, outputs={"one": "double"})
+    g.human("ask", "Send {{ state.one }}?", writes="ok")
+    g.chain("each", "sub", "ask", "end")
+    return g
+
+
+async def test_a_trace_is_one_tree_even_through_maps_and_subgraphs() -> None:
+    sink = MemorySink()
+    await nested_pausing_graph().build().run(sinks=[sink])
+    spans = {e.span_id for e in sink.events}
+    roots = [e for e in sink.events if e.parent_span_id is None]
+    assert {e.span_id for e in roots} == {sink.events[0].span_id}  # one root: the run
+    assert all(e.parent_span_id in spans for e in sink.events if e.parent_span_id)
+    nested = [e for e in sink.of_type("run_started") if e.parent_span_id is not None]
+    assert sorted(e.node or "" for e in nested) == ["each[0]/inner", "each[1]/inner", "sub"]
+
+
+async def test_a_pause_for_a_human_and_the_resumed_run_are_in_the_trace() -> None:
+    checkpointer = InMemoryCheckpointer()
+    graph = nested_pausing_graph().build()
+    first = MemorySink()
+    paused = await graph.run(sinks=[first], checkpointer=checkpointer)
+    last = first.events[-1]
+    assert isinstance(last, RunInterrupted) and last.question == "Send 2?"
+    second = MemorySink()
+    await graph.resume(paused.run_id, answer="yes", checkpointer=checkpointer, sinks=[second])
+    started = second.events[0]
+    assert isinstance(started, RunStarted) and started.resumed
+    assert second.events[-1].type == "run_finished"
