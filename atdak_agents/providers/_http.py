@@ -1,4 +1,5 @@
-"""HTTP for the chat-completions clients: timeouts, retries, deadlines and error mapping.
+"""The send chains of the chat-completions clients (retry policy in :mod:`._retry`, errors in
+:mod:`._errors`).
 
 The send path is a short chain whose names tell the lifecycle::
 
@@ -7,41 +8,39 @@ The send path is a short chain whose names tell the lifecycle::
                    └─ _decide_retry: the one place where "retry or not, and after how long" is taken
 
 :class:`AsyncChannel` runs it over an httpx async transport — by default one pooled
-``httpx_aiohttp.AiohttpTransport`` per client, called directly: httpx's own async pool collapses
+aiohttp pool per client (:mod:`._aiohttp`), called directly: httpx's own async pool collapses
 under concurrency (see ``tests/benchmarks/bench_provider.py``). :class:`SyncChannel` runs the same
 chain over ``httpx.HTTPTransport``. Users may pass any httpx transport (e.g.
 ``httpx.MockTransport``) or a whole ``httpx.AsyncClient`` / ``httpx.Client`` for proxies and the
 like.
 
-Retried: connection errors, timeouts, 408, 409, 429 and 5xx, with exponential backoff and jitter,
-honouring ``Retry-After`` (seconds or an HTTP date, capped). A call's ``deadline`` bounds all its
-attempts and waits together. Errors never contain the API key: every text that comes from the
-server passes through :func:`redact` first.
+A call's ``deadline`` bounds all its attempts and waits together; each attempt is bounded by
+the total timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import json
 import logging
-import random
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
-from ..exceptions import (
-    APIConnectionError,
-    APIStatusError,
-    APITimeoutError,
-    ContextLengthExceededError,
-    InvalidParameterError,
-    ProviderError,
-    status_error_class,
+from ..exceptions import APITimeoutError, ProviderError, UsageError
+from ._errors import (
+    connection_error,
+    is_timeout,
+    is_transport_failure,
+)
+from ._retry import (
+    Deadline,
+    RetryDecision,
+    RetryPolicy,
+    Timeouts,
+    retry_reason,
 )
 
 if TYPE_CHECKING:
@@ -52,295 +51,11 @@ if sys.version_info >= (3, 11):
 else:  # aiohttp depends on async-timeout on Python 3.10
     from async_timeout import timeout as _async_timeout  # type: ignore[import-not-found]
 
-__all__ = [
-    "AsyncChannel",
-    "Deadline",
-    "RetryDecision",
-    "RetryPolicy",
-    "SyncChannel",
-    "Timeouts",
-    "aread",
-    "connection_error",
-    "is_encoded",
-    "parse_retry_after",
-    "redact",
-    "status_error",
-]
+__all__ = ["AsyncChannel", "FastRequest", "SyncChannel", "aread", "is_encoded"]
 
 logger = logging.getLogger("atdak_agents.providers")
 
 T = TypeVar("T")
-
-_RETRY_STATUSES = frozenset({408, 409, 429})
-_REQUEST_ID_HEADERS = ("x-request-id", "request-id")
-_BODY_EXCERPT = 2000
-
-
-# --------------------------------------------------------------------------- settings
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Time limits of one attempt, in seconds (``None``: no limit).
-
-    ``connect``: to open a connection. ``read``: the longest silence between two network reads
-    (for a stream, between chunks). ``total``: one attempt from sending to the last byte
-    (for a stream: to ``data: [DONE]``). A call's overall limit across retries is the
-    ``deadline`` of :class:`~atdak_agents.CallOptions`.
-    """
-
-    connect: float | None = 5.0
-    read: float | None = 120.0
-    total: float | None = 600.0
-
-    @classmethod
-    def of(cls, value: float | Timeouts | None) -> Timeouts:
-        """From a number (the read and total limit), a ``Timeouts``, or ``None`` (defaults)."""
-        if value is None:
-            return cls()
-        if isinstance(value, Timeouts):
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise InvalidParameterError("timeout", value, "a number of seconds > 0, or Timeouts")
-        connect = min(float(value), cls.connect or float(value))
-        return cls(connect=connect, read=float(value), total=float(value))
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to wait between attempts (how *many* attempts: ``max_retries`` of the client).
-
-    Waits grow as ``initial_backoff * 2**(n-1)`` up to ``max_backoff``, with jitter (each wait is
-    between half and all of that). A ``Retry-After`` from the server replaces the backoff, up to
-    ``max_retry_after`` seconds.
-    """
-
-    initial_backoff: float = 0.5
-    max_backoff: float = 8.0
-    max_retry_after: float = 60.0
-
-    def wait_before_retry(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
-        base = min(self.max_backoff, self.initial_backoff * 2.0 ** (attempt - 1))
-        return base / 2 + random.uniform(0, base / 2)
-
-
-@dataclass(frozen=True)
-class RetryDecision:
-    """What happened after a failed attempt: retry after ``wait`` seconds, or give up (``None``).
-
-    ``reason`` says why the failure is worth retrying (or why it is not retried after all).
-    """
-
-    attempt: int
-    reason: str | None
-    wait: float | None
-    error: ProviderError
-
-
-class Deadline:
-    """A point in (monotonic) time after which a call gives up."""
-
-    __slots__ = ("ends_at", "seconds")
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.ends_at = time.monotonic() + seconds
-
-    def remaining(self) -> float:
-        return self.ends_at - time.monotonic()
-
-
-def validate_max_retries(value: object, parameter: str = "max_retries") -> int:
-    """``value`` if it is an int >= 0, else an :class:`InvalidParameterError`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidParameterError(parameter, value, "an integer >= 0 (0 disables retries)")
-    return value
-
-
-def validate_deadline(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidParameterError("deadline", value, "a number of seconds > 0, or None")
-    return float(value)
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def redact(text: str, secret: str | None) -> str:
-    """``text`` with every occurrence of ``secret`` (the API key) replaced by ``***``."""
-    if secret and secret in text:
-        return text.replace(secret, "***")
-    return text
-
-
-def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds asked for by ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(float(millis) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    current = time.time() if now is None else now
-    return max(when.timestamp() - current, 0.0)
-
-
-def _error_fields(payload: object, text: str) -> tuple[str, str | None, str | None]:
-    """(message, code, type) from an OpenAI-style body, any other JSON, or plain text."""
-    error = payload.get("error") if isinstance(payload, dict) else None
-    if isinstance(error, dict):
-        message = error.get("message") or json.dumps(error, ensure_ascii=False)
-        code, kind = error.get("code"), error.get("type")
-        return (
-            str(message),
-            None if code is None else str(code),
-            None if kind is None else str(kind),
-        )
-    if isinstance(error, str) and error:
-        return error, None, None
-    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
-        return payload["message"], None, None
-    return text.strip()[:_BODY_EXCERPT], None, None
-
-
-def _is_context_length(code: str | None, message: str) -> bool:
-    lowered = message.lower()
-    return (
-        code == "context_length_exceeded"
-        or "context length" in lowered
-        or ("context window" in lowered)
-    )
-
-
-def _hint(status: int, error_class: type[APIStatusError], url: str) -> str | None:
-    if error_class is ContextLengthExceededError:
-        return "shorten the messages or lower max_tokens"
-    hints = {
-        401: "check the API key: pass api_key=... or set ATDAK_API_KEY",
-        403: "this API key may not use this model or endpoint",
-        404: f"check the model name and the base URL ({url})",
-        429: "rate limited: slow down, or allow more retries with max_retries=...",
-    }
-    if status >= 500:
-        return "the endpoint failed; it was retried up to max_retries times"
-    return hints.get(status)
-
-
-def status_error(
-    status: int, headers: Mapping[str, str], body: bytes, *, url: str, secret: str | None
-) -> APIStatusError:
-    """The typed error for an HTTP error answer (the key redacted from everything kept)."""
-    text = redact(body.decode("utf-8", errors="replace"), secret)
-    try:
-        payload: object = json.loads(text) if text.strip() else None
-    except ValueError:
-        payload = None
-    return error_from_payload(status, payload, text, headers=headers, url=url)
-
-
-def error_from_payload(
-    status: int,
-    payload: object,
-    text: str = "",
-    *,
-    headers: Mapping[str, str] | None = None,
-    url: str = "",
-) -> APIStatusError:
-    """The typed error for a status and an (already redacted) error body."""
-    message, code, kind = _error_fields(payload, text)
-    if not message:
-        message = f"the endpoint answered HTTP {status} with an empty body"
-    error_class = status_error_class(status)
-    if status == 400 and _is_context_length(code, message):
-        error_class = ContextLengthExceededError
-    request_id = None
-    if headers is not None:
-        request_id = next((headers[h] for h in _REQUEST_ID_HEADERS if h in headers), None)
-    return error_class(
-        message,
-        status_code=status,
-        request_id=request_id,
-        body=payload if payload is not None else text[:_BODY_EXCERPT],
-        code=code,
-        error_type=kind,
-        retry_after=parse_retry_after(headers) if headers is not None else None,
-        hint=_hint(status, error_class, url),
-    )
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return True
-    if not isinstance(exc, httpx.TimeoutException):
-        return False
-    cause = exc.__cause__
-    # httpx_aiohttp maps a dropped connection to ConnectTimeout: trust only real timeouts.
-    from_aiohttp = cause is not None and type(cause).__module__.startswith("aiohttp")
-    return not from_aiohttp or isinstance(cause, (TimeoutError, asyncio.TimeoutError))
-
-
-def is_transport_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` is a network-level failure (as opposed to a bug or a cancellation)."""
-    return isinstance(exc, (httpx.TransportError, OSError, asyncio.TimeoutError)) or (
-        type(exc).__module__.startswith("aiohttp") and isinstance(exc, Exception)
-    )
-
-
-def describe_failure(exc: BaseException) -> str:
-    """A short description of a network failure, with its underlying cause."""
-    cause = exc.__cause__
-    detail = str(exc) or type(exc).__name__
-    if cause is not None and str(cause) and str(cause) != detail:
-        detail = f"{detail} ({cause})"
-    return f"{type(exc).__name__}: {detail}" if str(exc) else detail
-
-
-def connection_error(
-    exc: BaseException, *, url: str, phase: str, secret: str | None
-) -> APIConnectionError:
-    """:class:`APITimeoutError` or :class:`APIConnectionError` for a failure while ``phase``."""
-    detail = redact(describe_failure(exc), secret)
-    if _is_timeout(exc):
-        return APITimeoutError(
-            f"timed out while {phase} {url} ({detail}); allow more time with timeout=... "
-            "or check that the endpoint is up",
-            url=url,
-        )
-    return APIConnectionError(
-        f"connection failed while {phase} {url}: {detail}; check base_url (or ATDAK_BASE_URL) "
-        "and that the endpoint is reachable",
-        url=url,
-    )
-
-
-def retry_reason(error: ProviderError) -> str | None:
-    """Why ``error`` is worth retrying, or ``None`` when it is not."""
-    if isinstance(error, APITimeoutError):
-        return "timeout"
-    if isinstance(error, APIConnectionError):
-        return "connection error"
-    if isinstance(error, APIStatusError):
-        status = error.status_code
-        if status in _RETRY_STATUSES or status >= 500:
-            return f"HTTP {status}"
-    return None
-
 
 # --------------------------------------------------------------------------- the send chain
 
@@ -571,8 +286,6 @@ class AsyncChannel(_Channel):
             self._own_transport = _aiohttp_transport(self._max_connections, self.timeouts)
             self._loop = loop
         elif loop is not self._loop:
-            from ..exceptions import UsageError
-
             raise UsageError(
                 "this AsyncAtdakClient was first used in another event loop, and its connection "
                 "pool belongs to that loop: create one client per event loop (for example "
@@ -688,7 +401,7 @@ class SyncChannel(_Channel):
         except Exception as exc:
             if not is_transport_failure(exc):
                 raise
-            if ends_at is not None and time.monotonic() >= ends_at and _is_timeout(exc):
+            if ends_at is not None and time.monotonic() >= ends_at and is_timeout(exc):
                 raise self._timeout_error(why) from exc
             raise connection_error(exc, url=self.url, phase=phase, secret=self.secret) from exc
         return result

@@ -31,19 +31,10 @@ from ..exceptions import (
     MissingAPIKeyError,
 )
 from ..messages import MessageLike
-from ._http import (
-    AsyncChannel,
-    RetryPolicy,
-    SyncChannel,
-    Timeouts,
-    aread,
-    error_from_payload,
-    redact,
-    status_error,
-    validate_deadline,
-    validate_max_retries,
-)
+from ._errors import error_from_payload, redact, status_error
+from ._http import AsyncChannel, SyncChannel, aread
 from ._request import build_request, check_request
+from ._retry import RetryPolicy, Timeouts, validate_deadline, validate_max_retries
 from ._wire import ChatCompletion, ChatCompletionRequest
 from .base import CallOptions
 from .profiles import ModelRegistry, default_registry

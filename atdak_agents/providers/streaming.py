@@ -41,14 +41,14 @@ from ..exceptions import (
     StreamError,
 )
 from ..messages import FunctionCall, Message, MessageLike, ToolCall
-from ._http import (
+from ._errors import (
     connection_error,
     describe_failure,
     error_from_payload,
-    is_encoded,
     is_transport_failure,
     redact,
 )
+from ._http import is_encoded
 from ._sse import SSEDecoder
 from ._wire import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice, Usage
 from .profiles import default_registry

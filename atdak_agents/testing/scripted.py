@@ -31,7 +31,7 @@ from ..exceptions import (
     StreamError,
 )
 from ..messages import FunctionCall, Message, ToolCall
-from ..providers._http import error_from_payload
+from ..providers._errors import error_from_payload
 from ..providers._wire import (
     ChatCompletion,
     ChatCompletionChunk,

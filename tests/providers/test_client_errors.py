@@ -24,7 +24,7 @@ from atdak_agents.exceptions import (
     RateLimitError,
     UnprocessableEntityError,
 )
-from atdak_agents.providers._http import RetryPolicy, Timeouts
+from atdak_agents.providers._retry import RetryPolicy, Timeouts
 from atdak_agents.providers.client import AsyncAtdakClient, AtdakClient
 from atdak_agents.testing import LocalAtdakServer, Reply, rate_limited, server_error
 

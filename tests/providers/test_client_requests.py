@@ -297,7 +297,7 @@ def test_the_key_never_appears_in_errors_reprs_or_logs(caplog: pytest.LogCapture
 
 
 def _fast() -> Any:
-    from atdak_agents.providers._http import RetryPolicy
+    from atdak_agents.providers._retry import RetryPolicy
 
     return RetryPolicy(initial_backoff=0.01, max_backoff=0.02)
 

@@ -15,13 +15,8 @@ from atdak_agents.exceptions import (
     InvalidParameterError,
     RateLimitError,
 )
-from atdak_agents.providers._http import (
-    RetryPolicy,
-    Timeouts,
-    parse_retry_after,
-    redact,
-    status_error,
-)
+from atdak_agents.providers._errors import redact, status_error
+from atdak_agents.providers._retry import RetryPolicy, Timeouts, parse_retry_after
 from atdak_agents.providers.streaming import ChunkDecoder
 
 NOW = 1_700_000_000.0
