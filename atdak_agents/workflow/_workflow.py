@@ -8,21 +8,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..exceptions import WorkflowError
+from ..exceptions import UsageError, WorkflowError
 from ..graph.build import Graph
 from ..graph.engine import RunResult
 from ..graph.spec import GraphSpec
-from ..providers.base import ChatModel
 from ..providers.profiles import ModelRegistry
 from ..tracing.redact import Redactor
 from ._load import load_text
 from ._source import Position, Source, WorkflowProblem, YamlPath
+
+if TYPE_CHECKING:
+    from ..providers.client import AsyncAtdakClient
 
 __all__ = ["Workflow", "load_spec", "load_workflow", "loads_spec", "loads_workflow"]
 
@@ -62,8 +65,9 @@ class Workflow:
         """A path written in the workflow, relative to its folder unless absolute."""
         return self.base_dir / Path(path)
 
-    def provider(self) -> ChatModel | None:
-        """A client for the ``provider:`` section (None when the file has none)."""
+    def provider(self) -> AsyncAtdakClient | None:
+        """A client for the ``provider:`` section (None when the file has none); close it after
+        use (``async with``). :meth:`run` makes and closes one by itself."""
         settings = self.spec.provider
         if settings is None:
             return None
@@ -78,17 +82,21 @@ class Workflow:
         )
 
     async def run(self, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
-        """Run the graph (options as for :meth:`Graph.start`)."""
-        return await self.graph.run(inputs, **self._defaults(options))
+        """Run the graph (options as for :meth:`Graph.start`). Unless ``provider=`` is given,
+        model calls go where the file's ``provider:`` section says."""
+        client = self.provider() if options.get("provider") is None else None
+        if client is None:
+            return await self.graph.run(inputs, **options)
+        async with client:
+            return await self.graph.run(inputs, **{**options, "provider": client})
 
     def run_sync(self, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
-        """:meth:`run` for code that is not async."""
-        return self.graph.run_sync(inputs, **self._defaults(options))
-
-    def _defaults(self, options: dict[str, Any]) -> dict[str, Any]:
-        if options.get("provider") is None and self.spec.provider is not None:
-            options["provider"] = self.provider()
-        return options
+        """:meth:`run` for code that is not async (not from inside a running event loop)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.run(inputs, **options))
+        raise UsageError("run_sync() was called inside a running event loop; use `await run()`")
 
     def __repr__(self) -> str:
         where = f", path={str(self.path)!r}" if self.path is not None else ""

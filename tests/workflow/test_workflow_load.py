@@ -607,3 +607,38 @@ def test_loads_workflow_resolves_relative_to_base_dir(write: Write) -> None:
 def test_counter_text_runs_with_steps_next_to_base_dir() -> None:
     workflow = loads_workflow(COUNTER, base_dir=EXAMPLES)
     assert workflow.run_sync().state["n"] == 3
+
+
+# --------------------------------------------------------------------------- running with a model
+
+
+async def test_the_provider_section_and_the_redactor_in_a_real_run(write: Write) -> None:
+    from atdak_agents.testing.server import LocalAtdakServer
+    from atdak_agents.tracing.sinks import JsonlSink
+
+    key = "sk-shop-live-5e6f7a8b9c"
+    path = write(
+        "ask.yaml",
+        """
+        name: ask
+        model: atdak-gpt-4-mini
+        provider: {base_url: "${SHOP_URL}", api_key: "${SHOP_KEY}", max_retries: 0}
+        inputs: {question: {type: string}}
+        state: {reply: {type: string}}
+        outputs: {reply: state.reply}
+        nodes:
+          answer: {llm: {prompt: "{{ inputs.question }}", writes: reply}, next: end}
+        """,
+    )
+    async with LocalAtdakServer(api_key=key) as server:
+        workflow = load_workflow(path, env={"SHOP_URL": server.base_url, "SHOP_KEY": key})
+        trace = path.parent / "trace.jsonl"
+        question = f"I pasted my key {key} by mistake"
+        result = await workflow.run(
+            {"question": question}, sinks=[JsonlSink(trace, redactor=workflow.redactor)]
+        )
+    assert result.status == "done"
+    assert result.output == {"reply": question}  # the echo server answered with the prompt
+    text = trace.read_text(encoding="utf-8")
+    assert key not in text
+    assert "I pasted my key *** by mistake" in text
