@@ -37,6 +37,7 @@ __all__ = [
 SAFETY_FRACTION = 0.02
 """Default safety margin: this share of the context window (at least MIN_SAFETY_MARGIN)."""
 MIN_SAFETY_MARGIN = 64
+_SYSTEM_CACHE_SIZE = 64  # system prompts a counter remembers by content (then starts afresh)
 
 
 def _profile(model: str | ModelProfile) -> ModelProfile:
@@ -105,14 +106,27 @@ class PromptCounter:
         chosen = tokenizer if tokenizer is not None else profile.tokenizer
         self.tokenizer = get_tokenizer(chosen) if isinstance(chosen, str) else chosen
         self.calibration = default_calibration if calibration is None else calibration
+        self._system: dict[tuple[object, ...], int] = {}
 
     def message(self, message: Message) -> int:
-        """Raw tokens of one message, framing included (cached on the message)."""
-        return count_message_tokens(message, self.tokenizer)
+        """Raw tokens of one message, framing included (cached on the message).
+
+        System prompts are also remembered by content, since each run (and a tool protocol,
+        each turn) sends the same prompt in a new message object.
+        """
+        if message.role != "system" or message.tool_calls:
+            return count_message_tokens(message, self.tokenizer)
+        key = (message.content, message.name, message.tool_call_id)
+        tokens = self._system.get(key)
+        if tokens is None:
+            if len(self._system) >= _SYSTEM_CACHE_SIZE:
+                self._system.clear()
+            tokens = self._system[key] = count_message_tokens(message, self.tokenizer)
+        return tokens
 
     def raw(self, messages: Sequence[Message], tools: Sequence[Any] | None = None) -> int:
         """Raw tokens of a prompt: its messages, the reply priming and any native tools."""
-        total = sum(count_message_tokens(m, self.tokenizer) for m in messages)
+        total = sum(map(self.message, messages))
         if messages:
             total += REPLY_PRIMING
         return total + self.tools(tools)

@@ -141,8 +141,9 @@ class NativeProtocol:
     def prepare(
         self, messages: Sequence[Message], tools: Iterable[Tool[Any, Any]]
     ) -> PreparedRequest:
+        """The messages as they are (never edited) and the tools as the ``tools`` parameter."""
         items = [t.openai_schema() for t in tools]
-        out = [m.model_copy(deep=True) for m in messages]
+        out = list(messages)
         if not items:
             return PreparedRequest(out)
         params: dict[str, Any] = {"tools": items}

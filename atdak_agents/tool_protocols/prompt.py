@@ -93,14 +93,19 @@ class PromptProtocol:
     def prepare(
         self, messages: Sequence[Message], tools: Iterable[Tool[Any, Any]]
     ) -> PreparedRequest:
-        """The messages with the tools described in the (first) system message."""
+        """The messages with the tools described in the (first) system message.
+
+        The given messages are never edited: the system message is replaced by a copy, the
+        others are passed on as they are (treat messages as immutable, as history fitting does).
+        """
         items = list(tools)
-        out = [m.model_copy(deep=True) for m in messages]
+        out = list(messages)
         if not items:
             return PreparedRequest(out)
         block = self.render_tools(items)
         if out and out[0].role == "system":
-            out[0].content = f"{out[0].text.rstrip()}\n\n{block}" if out[0].text else block
+            system = out[0] = out[0].model_copy(deep=True)
+            system.content = f"{system.text.rstrip()}\n\n{block}" if system.text else block
         else:
             out.insert(0, Message(role="system", content=block))
         return PreparedRequest(out)
