@@ -144,7 +144,9 @@ def read_yaml(text: str, source: Source, interpolate: Interpolator) -> YamlDocum
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
         position = Position(source.file, line, column)
-        problem = WorkflowProblem(position, "", f"invalid YAML: {_yaml_message(exc)}")
+        text_line = source.lines[line - 1] if 0 < line <= len(source.lines) else ""
+        hint = "YAML indents with spaces, never tabs" if "\t" in text_line[:column] else None
+        problem = WorkflowProblem(position, "", f"invalid YAML: {_yaml_message(exc)}", hint)
         return YamlDocument(problems=[problem], failed={()})
     finally:
         loader.dispose()

@@ -348,6 +348,9 @@ def test_yaml_syntax_errors_and_non_mappings() -> None:
     ]
     assert problems("# nothing\n")[0].startswith("wf.yaml:1:1 the file is empty")
     assert problems("a: 1\n---\nb: 2\n")[0].startswith("wf.yaml:2:1 invalid YAML")
+    (tabs,) = problems("name: x\nnodes:\n\ta: 1\n")
+    assert tabs.startswith("wf.yaml:3:1 invalid YAML")
+    assert tabs.endswith("(YAML indents with spaces, never tabs)")
 
 
 def test_anchors_and_merge_keys_work() -> None:
