@@ -133,7 +133,7 @@ def is_timeout(exc: BaseException) -> bool:
     if not isinstance(exc, httpx.TimeoutException):
         return False
     cause = exc.__cause__
-    # httpx_aiohttp maps a dropped connection to ConnectTimeout: trust only real timeouts.
+    # A dropped connection can surface as ConnectTimeout: trust only real timeouts.
     from_aiohttp = cause is not None and type(cause).__module__.startswith("aiohttp")
     return not from_aiohttp or isinstance(cause, (TimeoutError, asyncio.TimeoutError))
 
