@@ -7,24 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tracing_graphs import mapping_graph, nested_pausing_graph
 
 from atdak_agents.graph.builder import GraphBuilder
 from atdak_agents.graph.checkpoint import InMemoryCheckpointer
 from atdak_agents.tracing import JsonlSink, MemorySink, Redactor, read_jsonl
 from atdak_agents.tracing.events import MapStarted, RunInterrupted, RunStarted, StateUpdated
-
-
-def square(item: int) -> int:
-    return item * item
-
-
-def mapping_graph() -> GraphBuilder:
-    g = GraphBuilder("squares")
-    g.input("xs", list)
-    g.state("squares", list)
-    g.map("each", "inputs.xs", square, writes="squares", concurrency=3)
-    g.chain("each", "end")
-    return g
 
 
 async def test_a_map_announces_how_many_items_it_runs_before_running_them() -> None:
@@ -82,24 +70,6 @@ async def test_the_api_key_from_the_environment_is_always_masked(
     memory = MemorySink()
     await g.build().run({"token": "atdak-live-key-0000"}, sinks=[memory])
     assert "atdak-live-key-0000" not in repr(memory.events)
-
-
-def nested_pausing_graph() -> GraphBuilder:
-    inner = GraphBuilder("inner")
-    inner.input("item", int)
-    inner.state("double", int)
-    inner.function("twice", lambda inputs: {"double": inputs["item"] * 2}, writes=["double"])
-    inner.chain("twice", "end")
-    g = GraphBuilder("outer")
-    g.state("xs", list, default=[1, 2])
-    g.state("ys", list)
-    g.state("one", int)
-    g.state("ok", str)
-    g.map("each", "state.xs", inner.spec(), writes="ys")
-    g.subgraph("sub", inner.spec(), inputs={"item": "state.xs[0]"}, outputs={"one": "double"})
-    g.human("ask", "Send {{ state.one }}?", writes="ok")
-    g.chain("each", "sub", "ask", "end")
-    return g
 
 
 async def test_a_trace_is_one_tree_even_through_maps_and_subgraphs() -> None:
