@@ -42,9 +42,17 @@ _NOTHING: Any = object()
 _API_KEY_ENV = "ATDAK_API_KEY"
 
 
+# Deployment settings: changing a key, a store path or a limit must not orphan running runs.
+_NOT_BEHAVIOUR = frozenset({"provider", "memory", "checkpointer", "limits", "description"})
+
+
 def fingerprint(spec: GraphSpec) -> str:
-    """A hash of everything that defines the graph's behaviour (callables by qualified name)."""
-    canonical = json.dumps(_canonical(spec), sort_keys=True, ensure_ascii=False, default=str)
+    """A hash of everything that defines the graph's behaviour (callables by qualified name);
+    deployment settings (provider, stores, limits) and descriptions are left out."""
+    data = _canonical(spec)
+    for key in _NOT_BEHAVIOUR:
+        data.pop(key, None)
+    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -94,7 +94,6 @@ class GraphBuilder:
             "nodes": {},
             "edges": [],
         }
-        self._tools: list[Any] = []
 
     # ------------------------------------------------------------------ declarations
 
@@ -144,7 +143,7 @@ class GraphBuilder:
 
     def tool(self, function: Any, name: str | None = None) -> GraphBuilder:
         """Register a tool that agent nodes may use (a ``@tool`` or a plain function)."""
-        self._tools.append(function if name is None else (name, function))
+        self._spec["tools"][name or tool_name(function)] = function
         return self
 
     def limits(self, **limits: Any) -> GraphBuilder:
@@ -359,16 +358,7 @@ class GraphBuilder:
         self, *, base_dir: str | Path | None = None, registry: ModelRegistry | None = None
     ) -> Graph:
         """Validate (every problem at once) and compile."""
-        return build_graph(
-            self.spec(), tools=self._tools_map(), base_dir=base_dir, registry=registry
-        )
-
-    def _tools_map(self) -> dict[str, Any]:
-        tools: dict[str, Any] = {}
-        for entry in self._tools:
-            name, value = entry if isinstance(entry, tuple) else (None, entry)
-            tools[name or getattr(value, "name", None) or value.__name__] = value
-        return tools
+        return build_graph(self.spec(), base_dir=base_dir, registry=registry)
 
 
 def _common(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,10 @@ def resolve_import(reference: str, base_dir: Path | None = None) -> Callable[...
         value: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"cannot import module {module_name!r}: {exc}") from None
+    except Exception as exc:  # the module itself is broken (SyntaxError, an error at import)
+        raise ValueError(
+            f"importing module {module_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from None
     finally:
         if added:
             sys.path.remove(str(base_dir))

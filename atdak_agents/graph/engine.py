@@ -228,6 +228,7 @@ class Run:
         finally:
             if not self._prefix:
                 self.env.bus.end_subscriptions()
+                await self.env.close_owned()
         return self.result()
 
     def answer(self, value: Any) -> None:
@@ -603,6 +604,7 @@ class Run:
             )
         steps = await checkpointer.load_steps(env.run_id)
         state, frontier, books = graph.replay(steps)
+        _check_frontier(graph, env.run_id, frontier)
         run = cls(
             graph,
             env,
@@ -632,6 +634,17 @@ def _root_scope(env: RunEnv, prefix: str) -> Scope:
 def empty_books() -> dict[str, Any]:
     """Fresh run bookkeeping: join arrivals, router counters, answers, waiting, ends."""
     return {"joins": {}, "routes": {}, "answers": {}, "waiting": [], "ended": []}
+
+
+def _check_frontier(graph: Graph, run_id: str, frontier: Sequence[Task]) -> None:
+    """A migrated run continues with the nodes it had scheduled: they must still exist."""
+    missing = sorted({t.node for t in frontier} - set(graph.runners))
+    if missing:
+        raise GraphChangedError(
+            f"run {run_id} cannot continue under this version of graph {graph.name!r}: its "
+            f"next step runs {', '.join(map(repr, missing))}, which the graph no longer has; "
+            "keep those nodes until the runs that need them are done, or start a new run"
+        )
 
 
 def _ignore_outcome(task: asyncio.Future[None]) -> None:

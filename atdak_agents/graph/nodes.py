@@ -22,6 +22,7 @@ from ..providers.profiles import ModelRegistry, default_registry
 from ..tracing.bus import EventBus, Scope, current_scope, emit, new_span_id, scope
 from ..tracing.events import MapStarted, NodeFinished, NodeStarted
 from ..usage import RunUsage, UsageLimits
+from ._stepping import Resumed, first_step
 from .expressions import Expression
 from .journal import Journal, current_journal, task_journal
 from .spec import RetryPolicy
@@ -77,6 +78,7 @@ class RunEnv:
     base_dir: Path | None = None
     answers: dict[str, Any] = field(default_factory=dict)
     provider_factory: Callable[[], ChatModel] | None = None
+    owns_provider: bool = False
 
     def check_usage(self) -> None:
         """Raise :class:`~atdak_agents.exceptions.UsageLimitExceeded` when over a limit."""
@@ -91,7 +93,16 @@ class RunEnv:
                     "(an AsyncAtdakClient or any ChatModel) to graph.start/run"
                 )
             self.provider = self.provider_factory()
+            self.owns_provider = True
         return self.provider
+
+    async def close_owned(self) -> None:
+        """Close the model endpoint this run created itself (a caller's is the caller's)."""
+        if self.owns_provider and self.provider is not None:
+            close = getattr(self.provider, "close", None)
+            self.provider, self.owns_provider = None, False
+            if close is not None:
+                await close()
 
     def child(self, inputs: Mapping[str, Any]) -> RunEnv:
         """The environment of a subgraph run: its own inputs, everything else shared."""
@@ -353,7 +364,13 @@ class HumanRunner:
 
 class MapRunner:
     """Runs ``body`` once per item of a list in state, concurrently (bounded), and gathers the
-    results in input order. Each item's run sees ``item`` (or the configured name) and ``index``."""
+    results in input order. Each item's run sees ``item`` (or the configured name) and ``index``.
+
+    A body that never waits (a plain function) gains nothing from running concurrently, and a
+    Task per item costs more than the item: once a map has seen its body finish every item
+    without waiting (``waits`` is False), it runs the items one after another in its own task.
+    An item that waits after all is carried on where it is, and the rest run concurrently again.
+    """
 
     kind = "map"
 
@@ -375,6 +392,7 @@ class MapRunner:
         self.concurrency = concurrency
         self.writes = writes
         self.result_key = result_key
+        self.waits: bool | None = None  # whether the body was ever seen waiting (None: unknown)
 
     async def run(self, ctx: NodeContext) -> NodeOutcome:
         items = self.over.evaluate(ctx.expression_names(), where=ctx.path)
@@ -384,32 +402,68 @@ class MapRunner:
                 f"`over: {self.over.source}` gave {type(items).__name__}; it must give a list",
             )
         emit(MapStarted, items=len(items), concurrency=self.concurrency)  # for progress bars
-        limit = asyncio.Semaphore(self.concurrency)
         journal = current_journal()
-        results = await asyncio.gather(
-            *(self._one(ctx, i, item, limit, journal) for i, item in enumerate(items))
-        )
+        if self.waits is False:
+            results = await self._one_by_one(ctx, items, journal)
+        else:
+            results = await self._concurrently(ctx, items, journal, 0)
+            if self.waits is None and items:
+                self.waits = False
         return NodeOutcome({self.writes: results})
+
+    async def _concurrently(
+        self, ctx: NodeContext, items: Sequence[Any], journal: Journal | None, start: int
+    ) -> list[Any]:
+        limit = asyncio.Semaphore(self.concurrency)
+        return list(
+            await asyncio.gather(
+                *(self._one(ctx, start + i, item, limit, journal) for i, item in enumerate(items))
+            )
+        )
+
+    async def _one_by_one(
+        self, ctx: NodeContext, items: Sequence[Any], journal: Journal | None
+    ) -> list[Any]:
+        results: list[Any] = []
+        for index, item in enumerate(items):
+            if self.waits:  # an item waited after all: the rest run concurrently
+                rest = await self._concurrently(ctx, items[index:], journal, index)
+                return [*results, *rest]
+            results.append(await self._one(ctx, index, item, None, journal))
+        return results
 
     async def _one(
         self,
         ctx: NodeContext,
         index: int,
         item: Any,
-        limit: asyncio.Semaphore,
+        limit: asyncio.Semaphore | None,
         journal: Journal | None,
     ) -> Any:
         names = {**ctx.names, self.item_name: item, "index": index}
         path = f"{ctx.path}[{index}]/{self.body_name}"
-        async with limit:
-            body_ctx = NodeContext(ctx.env, ctx.state, path, ctx.step, names)
-            outcome = await run_node(self.body, body_ctx, journal)
+        body_ctx = NodeContext(ctx.env, ctx.state, path, ctx.step, names)
+        if limit is None:
+            outcome = await self._body(body_ctx, journal)
+        else:
+            async with limit:
+                outcome = await self._body(body_ctx, journal)
         if outcome.interrupt is not None:
             raise NodeError(path, "human nodes cannot run inside a map")
         updates = dict(outcome.updates or {})
         if self.result_key is not None:
             return updates.get(self.result_key)
         return updates
+
+    async def _body(self, ctx: NodeContext, journal: Journal | None) -> NodeOutcome:
+        """Run the body on one item, noting whether it had to wait."""
+        body = run_node(self.body, ctx, journal)
+        finished, value = first_step(body)
+        if finished:
+            outcome: NodeOutcome = value
+            return outcome
+        self.waits = True
+        return await Resumed(body, value)
 
 
 # --------------------------------------------------------------------------- subgraph

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from ..exceptions import Problem, TemplateError
 from .compile import END, resolve_import
 from .spec import GraphSpec, NodeSpec
+from .state import BUILTIN_REDUCERS
 
 __all__ = ["node_writes", "validate_spec"]
 
@@ -408,11 +409,21 @@ def _functions(spec: GraphSpec, base_dir: Path | None, prefix: str) -> Iterator[
             except ValueError as exc:
                 yield Problem(f"{prefix}nodes.{name}.function.function", str(exc))
     for key, state in spec.state.items():
-        if isinstance(state.reducer, str) and ":" in state.reducer:
-            try:
-                resolve_import(state.reducer, base_dir)
-            except ValueError as exc:
-                yield Problem(f"{prefix}state.{key}.reducer", str(exc))
+        reducer = state.reducer
+        if not isinstance(reducer, str) or reducer in BUILTIN_REDUCERS:
+            continue
+        where = f"{prefix}state.{key}.reducer"
+        if ":" not in reducer:
+            names = ", ".join(BUILTIN_REDUCERS)
+            message = (
+                f"unknown reducer {reducer!r}: use {names}, or an import path 'module:function'"
+            )
+            yield Problem(where, message, _close(reducer, BUILTIN_REDUCERS))
+            continue
+        try:
+            resolve_import(reducer, base_dir)
+        except ValueError as exc:
+            yield Problem(where, str(exc))
 
 
 # --------------------------------------------------------------------------- nesting
@@ -427,7 +438,8 @@ def _nested(
         child = _child_spec(node)
         if child is not None:
             where = f"{prefix}nodes.{name}.{node.kind}.graph."
-            yield from validate_spec(child, tool_names=tool_names, base_dir=base_dir, prefix=where)
+            names = tool_names | set(child.tools)
+            yield from validate_spec(child, tool_names=names, base_dir=base_dir, prefix=where)
             if node.subgraph is not None:
                 yield from _subgraph_io(name, node, child, prefix)
 
@@ -446,6 +458,14 @@ def _map_body(
     if body.kind in ("router", "human", "end", "map"):
         yield Problem(where, f"a map cannot run a {body.kind} node per item")
         return
+    if body.kind in ("llm", "agent") and body.config.model is None and spec.model is None:
+        yield Problem(f"{where}.{body.kind}", "has no model", "set `model:` on the graph or here")
+    if body.kind in ("llm", "agent") and not node_writes(body):
+        yield Problem(
+            f"{where}.{body.kind}",
+            "writes its answer nowhere",
+            "give it `writes: <name>`: each item's result is that value",
+        )
     available = _available(spec, {item: None, "index": None})
     for location, source, is_expression in _texts(f"{name}.map.node", body, base_dir):
         problems, _ = check_text(source, location, available, is_expression)

@@ -137,3 +137,13 @@ async def test_a_resumed_step_replays_journaled_calls_instead_of_repeating_them(
     assert result.status == "done"
     assert calls == ["visa", "amex"]  # visa was not charged twice
     assert result.state["receipts"] == [{"charged": "visa"}, {"charged": "amex"}]
+
+
+async def test_deployment_settings_do_not_change_the_fingerprint(
+    counter: GraphBuilder, checkpointer: InMemoryCheckpointer
+) -> None:
+    counter.limits(steps=2)
+    first = await counter.build().run(checkpointer=checkpointer)
+    counter.limits(steps=100)  # a higher limit is not a different graph
+    result = await counter.build().resume(first.run_id, checkpointer=checkpointer)
+    assert result.status == "done"

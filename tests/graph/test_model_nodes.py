@@ -192,3 +192,19 @@ def test_models_are_validated() -> None:
     text = str(caught.value)
     assert "nodes.ask.llm: has no model" in text
     assert "unknown model 'atdak-gpt4'" in text and "did you mean 'atdak-gpt-4'" in text
+
+
+async def test_a_client_the_run_creates_is_closed_at_the_end(
+    atdak_server: LocalAtdakServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATDAK_BASE_URL", atdak_server.base_url)
+    monkeypatch.setenv("ATDAK_API_KEY", str(atdak_server.api_key))
+    atdak_server.responder = ["hi"]
+    g = GraphBuilder("own-client", model=MODEL)
+    g.state("out", str)
+    g.llm("ask", "hello", writes="out")
+    g.chain("ask", "end")
+    run = g.build().start()
+    result = await run.until_done()
+    assert result.state["out"] == "hi"
+    assert run.env.provider is None and not run.env.owns_provider

@@ -179,3 +179,42 @@ def test_edge_strings_parse_chains_fan_out_and_joins() -> None:
     )
     pairs = [(tuple(e.source), e.target) for e in spec.edges]
     assert pairs == [(("a",), "b"), (("a",), "c"), (("b", "c"), "d"), (("d",), "end")]
+
+
+def test_unknown_reducer_names_are_problems() -> None:
+    g = GraphBuilder("reducers")
+    g.state("log", list, reducer="apend")
+    g.function("a", lambda: {"log": 1}, writes=["log"])
+    g.chain("a", "end")
+    with pytest.raises(GraphValidationError, match="unknown reducer 'apend'") as caught:
+        g.build()
+    assert caught.value.problems[0].hint == "did you mean 'append'?"
+
+
+def test_a_subgraph_may_declare_its_own_tools() -> None:
+    child = GraphBuilder("child", model="atdak-gpt-4-mini")
+    child.state("answer", str)
+    child.agent("helper", "Help.", tools=[_tool_for_child], writes="answer")
+    child.chain("helper", "end")
+    parent = GraphBuilder("parent")
+    parent.state("answer", str)
+    parent.subgraph("sub", child, outputs={"answer": "answer"})
+    parent.chain("sub", "end")
+    assert parent.build().name == "parent"
+
+
+def _tool_for_child(x: int) -> int:
+    """A tool only the subgraph knows."""
+    return x
+
+
+def test_map_llm_body_needs_writes() -> None:
+    from atdak_agents.graph.spec import LlmNode, NodeSpec
+
+    g = GraphBuilder("m", model="atdak-gpt-4-mini")
+    g.state("xs", list, default=["a"])
+    g.state("out", list)
+    g.map("each", "state.xs", NodeSpec(llm=LlmNode(prompt="{{ item }}")), writes="out")
+    g.chain("each", "end")
+    with pytest.raises(GraphValidationError, match="writes its answer nowhere"):
+        g.build()
