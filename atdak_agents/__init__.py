@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from .templates import PromptEnvironment, PromptTemplate
     from .tools import RunContext, Tool, ToolRegistry, ToolResult, tool
     from .usage import RunUsage, UsageLimits
+    from .workflow import Workflow, dump_workflow, load_workflow, loads_workflow
 
 __version__ = "0.1.0"
 
@@ -138,9 +139,13 @@ _EXPORTS: dict[str, str] = {
     "UsageError": "exceptions",
     "UsageLimitExceeded": "exceptions",
     "UsageLimits": "usage",
+    "Workflow": "workflow",
     "WorkflowError": "exceptions",
     "build_graph": "graph.build",
     "count_tokens": "context.tokens",
+    "dump_workflow": "workflow",
+    "load_workflow": "workflow",
+    "loads_workflow": "workflow",
     "model_profile": "providers.profiles",
     "register_model": "providers.profiles",
     "split_text": "context.split",
@@ -216,9 +221,13 @@ __all__ = [
     "UsageError",
     "UsageLimitExceeded",
     "UsageLimits",
+    "Workflow",
     "WorkflowError",
     "build_graph",
     "count_tokens",
+    "dump_workflow",
+    "load_workflow",
+    "loads_workflow",
     "model_profile",
     "register_model",
     "split_text",
