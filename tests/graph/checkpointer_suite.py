@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from atdak_agents.exceptions import (
+    GraphChangedError,
     InvalidParameterError,
     RunLockedError,
     StoreError,
@@ -37,6 +38,7 @@ from atdak_agents.exceptions import (
 from atdak_agents.graph.builder import GraphBuilder
 from atdak_agents.graph.checkpoint import Checkpointer, RunRecord, StepRecord
 from atdak_agents.graph.journal import journaled
+from atdak_agents.graph.spec import Limits
 
 __all__ = ["CheckpointerSuite"]
 
@@ -430,6 +432,23 @@ class CheckpointerSuite:
         done = await graph.resume(paused.run_id, answer="yes", checkpointer=checkpointer)
         assert (done.status, done.state["sent"]) == ("done", True)
 
+    async def test_engine_fingerprint_and_migration(self, checkpointer: Checkpointer) -> None:
+        first = await _counter().build().run(checkpointer=checkpointer, limits=Limits(steps=1))
+        assert first.status == "interrupted"  # 'a' ran; 'b' is next
+        graph = _counter(times=3).build()  # b now triples
+        with pytest.raises(GraphChangedError, match=r"different version.*migrate=True"):
+            await graph.resume(first.run_id, checkpointer=checkpointer)
+        result = await graph.resume(first.run_id, checkpointer=checkpointer, migrate=True)
+        assert (result.status, result.state["n"]) == ("done", 66)  # 2 -> 6, 7 -> 21, 22 -> 66
+        again = await _counter().build().run(checkpointer=checkpointer, limits=Limits(steps=1))
+        without_b = GraphBuilder("counter")
+        without_b.state("n", int, default=1)
+        without_b.function("a", lambda state: {"n": state["n"] + 1}, writes=["n"])
+        without_b.router("loop", [("state.n < 50", "a")], otherwise="end")
+        without_b.chain("a", "loop")
+        with pytest.raises(GraphChangedError, match="runs 'b', which the graph no longer has"):
+            await without_b.build().resume(again.run_id, checkpointer=checkpointer, migrate=True)
+
     async def test_engine_answer_in_the_same_process(self, checkpointer: Checkpointer) -> None:
         run = _approval().build().start({"amount": 7}, checkpointer=checkpointer)
         paused = await run.until_done()
@@ -490,11 +509,19 @@ class CheckpointerSuite:
         assert [r["charged"] for r in result.state["receipts"]] == ["visa", "银联"]
 
 
-def _counter() -> GraphBuilder:
+def _double(state: Any) -> dict[str, Any]:
+    return {"n": state["n"] * 2}
+
+
+def _triple(state: Any) -> dict[str, Any]:
+    return {"n": state["n"] * 3}
+
+
+def _counter(times: int = 2) -> GraphBuilder:
     g = GraphBuilder("counter")
     g.state("n", int, default=1)
     g.function("a", lambda state: {"n": state["n"] + 1}, writes=["n"])
-    g.function("b", lambda state: {"n": state["n"] * 2}, writes=["n"])
+    g.function("b", _double if times == 2 else _triple, writes=["n"])
     g.router("loop", [("state.n < 50", "a")], otherwise="end")
     g.chain("a", "b", "loop")
     return g
