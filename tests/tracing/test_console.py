@@ -44,20 +44,25 @@ async def test_a_model_calling_run_live_and_replayed_prints_the_same(tmp_path: P
     first, agent = calls[0], calls[1:]
     prompt = sum(c.prompt_tokens for c in agent)
     answer = sum(c.completion_tokens for c in agent)
+    assert all(c.cost is not None for c in calls)  # the test registry prices the model
+    cost = sum(c.cost or 0.0 for c in agent)
     assert lines[0].startswith("▶ support-triage  run ")
     assert lines[1:5] == [
         "  ● classify (llm)",
         f"    → atdak-gpt-4-mini  2 messages · ~{first.prompt_tokens} tokens of 109,440 (0.1%)",
         '    {"category": "shipping"}',  # streamed as it arrived
-        f"    ← ~{first.prompt_tokens} in / {first.completion_tokens} out · T",
+        f"    ← ~{first.prompt_tokens} in / {first.completion_tokens} out · T · ${first.cost:.4f}",
     ]
-    assert f"  ✓ classify  T  wrote category  ~{first.prompt_tokens} in / 7 out" in lines
+    assert lines[5] == (
+        f"  ✓ classify  T  wrote category  ~{first.prompt_tokens} in / 7 out  ${first.cost:.4f}"
+    )
     assert '    ⚙ lookup_order {"order_id": "10423"}' in lines
     assert f"    {ANSWER}" in lines
-    assert f"  ✓ shipping_agent  T  wrote answer  ~{prompt} in / {answer} out" in lines
+    assert f"  ✓ shipping_agent  T  wrote answer  ~{prompt} in / {answer} out  ${cost:.4f}" in lines
     total = first.prompt_tokens + prompt
     assert lines[-1] == (
         f"■ done in T · 2 steps · 3 model calls · ~{total} in / {answer + 7} out · 1 tool call"
+        f" · ${cost + (first.cost or 0.0):.4f}"
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from atdak_agents import tool
 from atdak_agents.graph.build import Graph
 from atdak_agents.graph.builder import GraphBuilder
+from atdak_agents.providers.profiles import default_registry
 from atdak_agents.testing import LocalAtdakServer
 from atdak_agents.tracing import JsonlSink, Sink
 
@@ -54,7 +55,17 @@ def triage_graph() -> Graph:
     g.chain("classify", "route")
     g.edge("shipping_agent", "end").edge("reply", "end")
     g.output("answer", "state.answer")
-    return g.build()
+    return g.build(registry=priced_registry())
+
+
+def priced_registry() -> Any:
+    """The default models, with a price on atdak-gpt-4-mini so traces carry costs."""
+    registry = default_registry.copy()
+    mini = registry.get("atdak-gpt-4-mini")
+    registry.register(
+        mini.model_copy(update={"input_price_per_1k": 0.15, "output_price_per_1k": 0.6})
+    )
+    return registry
 
 
 SCRIPT = [
