@@ -193,7 +193,11 @@ class Run:
             if self.status == "pending":
                 await self._begin()
             elif self.checkpointer is not None and not self._leased:
-                await self._acquire()  # released at a pause: take the run back
+                try:
+                    await self._acquire()  # released at a pause: take the run back
+                except RunLockedError as exc:
+                    self._lose_lease(exc)
+                    raise
             if self._resumed:
                 self._resumed = False
                 self._root.emit(
@@ -225,6 +229,8 @@ class Run:
                     await self.step()
                 except RunError:
                     break
+            if self._leased and self.status in TERMINAL | {"waiting", "interrupted"}:
+                await self.release()  # e.g. a run restored at a pause, and left there
         finally:
             if not self._prefix:
                 self.env.bus.end_subscriptions()
@@ -620,7 +626,8 @@ class Run:
         run._resumed = True
         if not steps:  # it died before its first step completed
             run.frontier = run._entry_frontier()
-        await run._acquire()
+        if run.status != "done":  # a finished run has nothing to advance
+            await run._acquire()
         return run
 
 

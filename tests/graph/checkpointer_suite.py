@@ -459,6 +459,21 @@ class CheckpointerSuite:
         assert result.status == "done" and stored is not None and stored.status == "done"
         assert [s.step for s in await checkpointer.load_steps(run.id)] == [1, 2, 3]
 
+    async def test_engine_leaves_no_lease_on_a_paused_or_finished_run(
+        self, checkpointer: Checkpointer
+    ) -> None:
+        graph = _approval().build()
+        paused = await graph.run({"amount": 3}, checkpointer=checkpointer)
+        again = await graph.resume(paused.run_id, checkpointer=checkpointer)  # no answer yet
+        assert (again.status, again.question) == ("waiting", "Send 'refund 3'?")
+        await checkpointer.acquire(paused.run_id, OTHER)  # nobody kept the lease
+        await checkpointer.release(paused.run_id, OTHER)
+        done = await graph.resume(paused.run_id, answer="no", checkpointer=checkpointer)
+        assert done.status == "done"
+        for _ in range(2):  # looking at a finished run takes no lease
+            assert (await graph.resume(done.run_id, checkpointer=checkpointer)).status == "done"
+        await checkpointer.acquire(done.run_id, OTHER)
+
     async def test_engine_stops_when_it_loses_the_run(self, checkpointer: Checkpointer) -> None:
         """Another runner took the run mid-step: this one saves nothing and says why."""
 
