@@ -239,9 +239,10 @@ class Run:
 
     def answer(self, value: Any) -> None:
         """Give the waiting human node its answer; the next step continues the run."""
-        if self.status != "waiting":
-            raise UsageError(f"run {self.id} is not waiting for an answer (status: {self.status})")
         waiting = self._books["waiting"]
+        if self.status != "waiting" and not (waiting and self.status == "running"):
+            # (a run forked at a pause is "running" with its human node still waiting)
+            raise UsageError(f"run {self.id} is not waiting for an answer (status: {self.status})")
         answers = value if len(waiting) > 1 and isinstance(value, Mapping) else {waiting[0]: value}
         for path, answer in answers.items():
             self._check_answer(str(path), answer)

@@ -449,6 +449,20 @@ class CheckpointerSuite:
         with pytest.raises(GraphChangedError, match="runs 'b', which the graph no longer has"):
             await without_b.build().resume(again.run_id, checkpointer=checkpointer, migrate=True)
 
+    async def test_engine_fork_at_a_pause_and_answer(self, checkpointer: Checkpointer) -> None:
+        graph = _approval().build()
+        paused = await graph.run({"amount": 4}, checkpointer=checkpointer)
+        await graph.resume(paused.run_id, answer="no", checkpointer=checkpointer)
+        child = await graph.fork(paused.run_id, 2, checkpointer=checkpointer)  # at the pause
+        other = await graph.resume(child, answer="yes", checkpointer=checkpointer)
+        assert (other.status, other.state["decision"], other.state["sent"]) == ("done", "yes", True)
+        original = await checkpointer.get_run(paused.run_id)
+        assert original is not None and original.output == {
+            "draft": "refund 4",
+            "decision": "no",
+            "sent": False,
+        }
+
     async def test_engine_answer_in_the_same_process(self, checkpointer: Checkpointer) -> None:
         run = _approval().build().start({"amount": 7}, checkpointer=checkpointer)
         paused = await run.until_done()
