@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from server_helpers import UPSTREAM_KEY
+
+from atdak_agents.testing import LocalAtdakServer
+
+
+@pytest.fixture
+def upstream() -> Iterator[LocalAtdakServer]:
+    """The upstream model endpoint: the local Atdak server (echoes unless scripted)."""
+    with LocalAtdakServer(api_key=UPSTREAM_KEY) as server:
+        yield server
