@@ -105,7 +105,7 @@ def to_networkx(spec: GraphSpec) -> nx.DiGraph:
     graph = nx.DiGraph()
     graph.add_nodes_from([*spec.nodes, END])
     for location, target in _targets(spec):
-        if location == "entry" or location.endswith(".to") or ".next" in location:
+        if location == "entry" or location.endswith((".to", ".next")):
             continue
         if ".router[" in location:
             source = location.split(".")[1]

@@ -218,3 +218,26 @@ def test_map_llm_body_needs_writes() -> None:
     g.chain("each", "end")
     with pytest.raises(GraphValidationError, match="writes its answer nowhere"):
         g.build()
+
+
+def test_a_router_whose_name_starts_with_next_keeps_its_routes() -> None:
+    # regression: routes of a node named `next_...` were taken for `next:` edges and dropped,
+    # so the router looked like a dead end and its targets unreachable
+    spec = GraphSpec.model_validate(
+        {
+            "name": "loop",
+            "state": {"n": {"type": "integer", "default": 0}},
+            "nodes": {
+                "work": {"function": {"function": "json:dumps"}},
+                "next_step": {
+                    "router": [
+                        {"when": "state.n < 3", "to": "work", "max_iterations": 3},
+                        {"otherwise": "finish"},
+                    ]
+                },
+                "finish": {"function": {"function": "json:dumps"}, "next": "end"},
+            },
+            "edges": ["work -> next_step"],
+        }
+    )
+    assert build_graph(spec).name == "loop"
