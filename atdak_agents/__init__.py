@@ -51,9 +51,10 @@ if TYPE_CHECKING:
     )
     from .graph.build import Graph, build_graph
     from .graph.builder import GraphBuilder
-    from .graph.checkpoint import Checkpointer, InMemoryCheckpointer
+    from .graph.checkpoint import Checkpointer, InMemoryCheckpointer, RunRecord, StepRecord
     from .graph.engine import Run, RunResult
     from .graph.spec import GraphSpec
+    from .graph.sqlite_checkpoint import SQLiteCheckpointer
     from .memory import InMemoryStore, MemoryStore, SQLiteStore
     from .messages import Message
     from .providers._retry import RetryPolicy, Timeouts
@@ -122,9 +123,12 @@ _EXPORTS: dict[str, str] = {
     "RunContext": "tools",
     "RunError": "exceptions",
     "RunLockedError": "exceptions",
+    "RunRecord": "graph.checkpoint",
     "RunResult": "graph.engine",
     "RunUsage": "usage",
+    "SQLiteCheckpointer": "graph.sqlite_checkpoint",
     "SQLiteStore": "memory",
+    "StepRecord": "graph.checkpoint",
     "StreamAccumulator": "providers.streaming",
     "StreamError": "exceptions",
     "TemplateError": "exceptions",
@@ -204,9 +208,12 @@ __all__ = [
     "RunContext",
     "RunError",
     "RunLockedError",
+    "RunRecord",
     "RunResult",
     "RunUsage",
+    "SQLiteCheckpointer",
     "SQLiteStore",
+    "StepRecord",
     "StreamAccumulator",
     "StreamError",
     "TemplateError",
