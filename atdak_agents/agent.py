@@ -36,10 +36,11 @@ from .exceptions import InvalidParameterError, UsageError, UsageLimitExceeded
 from .graph.journal import journaled
 from .messages import EXCHANGE, KIND, Message, MessageLike, as_message
 from .output import OutputSpec
+from .providers._wire import Delta
 from .providers.base import ChatModel
 from .providers.profiles import ModelRegistry, default_registry
 from .templates import PromptTemplate
-from .tool_protocols import ParsedTurn, ToolIndex, ToolProtocol, get_protocol
+from .tool_protocols import ParsedTurn, ToolIndex, ToolProtocol, TurnParser, get_protocol
 from .tool_protocols.base import tool_index
 from .tools import RunContext, Tool, ToolCall, ToolRegistry, ToolResult
 from .tracing.bus import EventBus, Scope, Sink, current_scope, new_span_id, scope, span
@@ -134,6 +135,7 @@ class Agent:
         self.usage_limits = usage_limits or UsageLimits()
         self.provider = provider
         self._index: ToolIndex = tool_index(self.tools)
+        self._static_system: tuple[PromptTemplate | None, str] | None = None
         fitter = HistoryFitter.from_config(self.profile, history) if history else None
         self.settings = ModelSettings(
             model=model,
@@ -285,13 +287,26 @@ class Agent:
     # ------------------------------------------------------------------ prompt and memory
 
     def _system(self, variables: Mapping[str, Any]) -> list[Message]:
+        text = self._system_text(variables)
+        return [Message(role="system", content=text)] if text else []
+
+    def _system_text(self, variables: Mapping[str, Any]) -> str:
+        # Instructions without template syntax render to the same text every time: keep it
+        # (for as long as they are the same instructions).
+        cached = self._static_system
+        if cached is not None and cached[0] is self.instructions and self.output is None:
+            return cached[1]
         parts = []
         if self.instructions is not None:
             parts.append(self.instructions.render(variables))
         if self.output is not None:
             parts.append(self.output.instructions())
         text = "\n\n".join(p for p in parts if p)
-        return [Message(role="system", content=text)] if text else []
+        if self.output is None and (
+            self.instructions is None or "{" not in self.instructions.source
+        ):
+            self._static_system = (self.instructions, text)
+        return text
 
     async def _load(self, session_id: str | None) -> list[Message]:
         if self.memory is None or session_id is None:
@@ -340,17 +355,18 @@ class _Loop:
     async def _turn(self, conversation: list[Message]) -> ParsedTurn:
         agent = self.agent
         prepared = agent.protocol.prepare(conversation, agent.tools)
-        parser = agent.protocol.parser(agent._index)
+        reader = _StreamReader(agent.protocol, agent._index)
         call = await call_model(
             self.client,
             agent.settings,
             prepared.messages,
             usage=self.usage,
             extra=prepared.params,
-            on_delta=parser.feed,
+            on_delta=reader.feed,
         )
         if not call.streamed:
             return agent.protocol.parse(call.message, agent._index)
+        parser = reader.parser()
         turn = parser.finish()
         rest = parser.remainder(turn) if turn.kind == "final" else ""
         here = current_scope()
@@ -402,10 +418,13 @@ class _Loop:
         return None
 
     async def _run_tools(self, turn: ParsedTurn, steps: int) -> list[ToolResult]:
-        self.calls.extend(turn.calls)
-        self.usage.tool_calls += len(turn.calls)
+        calls = turn.calls
+        self.calls.extend(calls)
+        self.usage.tool_calls += len(calls)
+        if len(calls) == 1:  # nothing to run alongside: no task to gather
+            return [await self._run_tool(calls[0], steps, 0)]
         return list(
-            await asyncio.gather(*(self._run_tool(c, steps, i) for i, c in enumerate(turn.calls)))
+            await asyncio.gather(*(self._run_tool(c, steps, i) for i, c in enumerate(calls)))
         )
 
     async def _run_tool(self, call: ToolCall, steps: int, index: int) -> ToolResult:
@@ -460,6 +479,26 @@ class _Loop:
             reason=reason,
             tool_calls=list(self.calls),
         )
+
+
+class _StreamReader:
+    """Feeds streamed deltas to the protocol's turn parser, made on the first delta: a call
+    that is not streamed never needs one."""
+
+    __slots__ = ("_index", "_parser", "_protocol")
+
+    def __init__(self, protocol: ToolProtocol, index: ToolIndex) -> None:
+        self._protocol = protocol
+        self._index = index
+        self._parser: TurnParser | None = None
+
+    def parser(self) -> TurnParser:
+        if self._parser is None:
+            self._parser = self._protocol.parser(self._index)
+        return self._parser
+
+    def feed(self, delta: Delta) -> str:
+        return self.parser().feed(delta)
 
 
 class AgentStream:

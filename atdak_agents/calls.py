@@ -85,9 +85,13 @@ async def call_model(
     request = ChatCompletionRequest(
         model=settings.model, messages=list(messages), **settings.parameters, **(extra or {})
     )
-    with span():
-        fitted = await settings.fitter.fit_request(request)
-        _announce(settings, request, fitted)
+    with span() as here:
+        # Fitting happens when sending; only an announcement needs it beforehand (unlistened,
+        # the history is fitted once per call, not twice).
+        listened = here is not None and here.bus.active
+        fitted = await settings.fitter.fit_request(request) if listened else request
+        if listened:
+            _announce(settings, request, fitted)
         started = time.monotonic()
         wanted = _wants_tokens()
         made: list[bool] = []
@@ -137,7 +141,7 @@ def _announce(
     settings: ModelSettings, request: ChatCompletionRequest, fitted: ChatCompletionRequest
 ) -> None:
     scope = current_scope()
-    if scope is None or not scope.bus.active:
+    if scope is None:
         return
     fitter = settings.fitter
     budget = fitter.budget_for(fitted.max_tokens)
