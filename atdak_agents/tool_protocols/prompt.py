@@ -14,7 +14,9 @@ format the model actually used, which nudges a drifting model back to the protoc
 
 from __future__ import annotations
 
+import copy
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -63,6 +65,13 @@ def _compact(schema: dict[str, Any]) -> str:
     return json.dumps(schema, ensure_ascii=False, separators=(",", ":"))
 
 
+def _with_content(message: Message, content: str) -> Message:
+    """A copy of ``message`` with other content (its metadata copied too; a fresh token cache)."""
+    fields = message.model_dump()
+    fields["content"] = content
+    return Message(**fields, metadata=copy.deepcopy(message.metadata))
+
+
 class PromptProtocol:
     """Tools through the prompt; ``instructions`` replaces the "how to use the tools" part."""
 
@@ -70,12 +79,30 @@ class PromptProtocol:
 
     def __init__(self, *, instructions: str | None = None) -> None:
         self.instructions = instructions
+        self._rendered: tuple[tuple[object, ...], str] | None = None
 
     # ------------------------------------------------------------------ request
 
     def render_tools(self, tools: Iterable[Tool[Any, Any]]) -> str:
-        """The text added to the system prompt: each tool, then how to call them."""
+        """The text added to the system prompt: each tool, then how to call them.
+
+        The last text is kept and given again for the same tools (the same objects, names,
+        descriptions and parameter schemas) and instructions, since an agent sends it every turn:
+        treat a tool's schema as immutable (replace it rather than editing it in place).
+        """
         items = list(tools)
+        key = (
+            self.instructions,
+            *(p for t in items for p in (t, t.name, t.description, t.parameters)),
+        )
+        last = self._rendered
+        if last is not None and len(last[0]) == len(key) and all(map(operator.is_, last[0], key)):
+            return last[1]
+        text = self._render(items)
+        self._rendered = (key, text)
+        return text
+
+    def _render(self, items: list[Tool[Any, Any]]) -> str:
         parts = ["# Tools", "", "You can use these tools (arguments are given as JSON Schema):"]
         for item in items:
             parts += ["", f"## {item.name}"]
@@ -104,8 +131,9 @@ class PromptProtocol:
             return PreparedRequest(out)
         block = self.render_tools(items)
         if out and out[0].role == "system":
-            system = out[0] = out[0].model_copy(deep=True)
-            system.content = f"{system.text.rstrip()}\n\n{block}" if system.text else block
+            out[0] = _with_content(
+                out[0], f"{out[0].text.rstrip()}\n\n{block}" if out[0].text else block
+            )
         else:
             out.insert(0, Message(role="system", content=block))
         return PreparedRequest(out)
