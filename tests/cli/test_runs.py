@@ -1,0 +1,81 @@
+"""`atdak-agents runs list` and `runs show`: the runs stored in a checkpoint file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_helpers import InProcess, cli
+
+
+def test_runs_are_listed_most_recent_first(here: Path, atdak: InProcess) -> None:
+    empty = atdak("runs", "list")
+    assert (empty.code, empty.stdout) == (0, "")
+    assert "no runs yet: there is no .atdak/agents.db here" in empty.stderr
+    done_id = json.loads(atdak("run", "flows/counter.yaml", "--json").stdout)["run_id"]
+    waiting_id = atdak("run", "flows/triage.yaml").resume_command()[1]
+
+    listed = cli("runs", "list", cwd=here)  # the real command, once
+    assert listed.code == 0
+    header, first, second = listed.stdout.splitlines()
+    assert header.split() == ["RUN", "WORKFLOW", "STATUS", "STEP", "UPDATED", "QUESTION"]
+    assert first.split()[:4] == [waiting_id[:12], "flows/triage.yaml", "waiting", "3"]
+    assert first.endswith("Send this reply? Your order #10423 left our warehouse yeste…")
+    assert second.split()[:4] == [done_id[:12], "flows/counter.yaml", "done", "3"]
+
+    rows = json.loads(atdak("runs", "list", "--json", "--status", "waiting").stdout)
+    assert [(r["run_id"], r["workflow"], r["graph"]) for r in rows] == [
+        (waiting_id, "flows/triage.yaml", "triage")
+    ]
+    assert rows[0]["question"].startswith("Send this reply?")
+    assert len(json.loads(atdak("runs", "list", "--json", "--limit", "1").stdout)) == 1
+    none = atdak("runs", "list", "--status", "failed")
+    assert none.stdout == "" and "no runs in .atdak/agents.db with status failed" in none.stderr
+
+
+def test_a_run_is_shown_with_its_state_and_history(here: Path, atdak: InProcess) -> None:
+    paused = atdak("run", "flows/triage.yaml", "-i", "question=Where is order #7?")
+    run_id = paused.resume_command()[1]
+    shown = atdak("runs", "show", run_id[:6])
+    assert shown.code == 0
+    lines = shown.stdout.splitlines()
+    assert lines[0] == f"run       {run_id}"
+    assert lines[1] == "workflow  flows/triage.yaml (graph 'triage')"
+    assert lines[2] == "status    waiting after step 3"
+    assert lines[3] == "question  Send this reply? Your order #10423 left our warehouse yesterday."
+    assert 'inputs    {"question": "Where is order #7?"}' in lines
+    assert any(
+        line.startswith('state     {"category": "shipping", "reply": "Your') for line in lines
+    )
+    history = lines[lines.index("history") + 1 :]
+    assert [line.split()[2:] for line in history[:2]] == [
+        ["classify", "wrote", "category", "→", "answer"],
+        ["answer", "wrote", "reply", "→", "review"],
+    ]
+    assert "(review asked; waiting for the answer)" in history[2]
+    assert history[3] == f'resume    atdak-agents resume {run_id} --answer "..."'
+
+    data = json.loads(atdak("runs", "show", run_id, "--json").stdout)
+    assert data["status"] == "waiting" and data["state"]["category"] == "shipping"
+    assert [step["nodes"] for step in data["history"]] == [["classify"], ["answer"], ["review"]]
+    assert data["history"][0]["updates"] == [
+        {"node": "classify", "key": "category", "value": "shipping"}
+    ]
+    assert data["history"][2]["waiting"] == ["review"]
+
+
+def test_show_masks_secrets_and_says_when_the_workflow_is_gone(
+    here: Path, atdak: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOP_KEY", "sk-shop-4f9a2b7c1d00")
+    run_id = json.loads(atdak("run", "flows/secret.yaml", "--json").stdout)["run_id"]
+    shown = atdak("runs", "show", run_id)
+    assert "sk-shop-4f9a2b7c1d00" not in shown.stdout
+    assert 'output    {"note": "key in use: ***"}' in shown.stdout
+    (here / "flows" / "secret.yaml").unlink()
+    monkeypatch.delenv("SHOP_KEY")
+    gone = atdak("runs", "show", run_id)
+    assert gone.code == 0
+    assert "flows/secret.yaml does not load" in gone.stdout
+    assert "sk-shop" not in gone.stdout  # the default patterns still mask key-like text
