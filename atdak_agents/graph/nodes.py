@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..exceptions import NodeError, RunError, ToolSignal, UsageError
 from ..providers.base import ChatModel
 from ..providers.profiles import ModelRegistry, default_registry
-from ..tracing.bus import EventBus, Scope, current_scope, emit, new_span_id, scope
+from ..tracing.bus import EventBus, Scope, current_scope, emit, enter, leave, new_span_id
 from ..tracing.events import MapStarted, NodeFinished, NodeStarted
 from ..usage import RunUsage, UsageLimits
 from ._stepping import Resumed, first_step
@@ -163,7 +163,7 @@ class _NodeTrace:
     """A node's span: ``node_started`` on entry, ``node_finished`` (with the keys it wrote, or
     the error it raised) at the end; its scope is the current one in between."""
 
-    __slots__ = ("_entered", "_kind", "_scope", "_started")
+    __slots__ = ("_kind", "_scope", "_started", "_token")
 
     def __init__(self, kind: str, ctx: NodeContext) -> None:
         parent = current_scope()
@@ -171,11 +171,9 @@ class _NodeTrace:
             parent = Scope(ctx.env.bus, ctx.env.run_id, new_span_id())
         self._scope = parent.child(node=ctx.path, step=ctx.step)
         self._kind = kind
-        self._entered = scope(self._scope)
-        self._started = 0.0
 
     def __enter__(self) -> _NodeTrace:
-        self._entered.__enter__()
+        self._token = enter(self._scope)
         self._started = time.monotonic()
         self._scope.emit(NodeStarted, kind=self._kind)
         return self
@@ -202,7 +200,7 @@ class _NodeTrace:
                 updated=[],
                 error=f"{type(error).__name__}: {error}",
             )
-        self._entered.__exit__(kind, error, traceback)
+        leave(self._token)
 
 
 # --------------------------------------------------------------------------- function

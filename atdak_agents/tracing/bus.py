@@ -38,7 +38,7 @@ from .events import (
     SENSITIVE_FIELDS,
     TYPE_NAMES,
     EventBase,
-    encode_record,
+    encode_line,
     event_record,
     without_content,
 )
@@ -54,6 +54,8 @@ __all__ = [
     "Subscription",
     "current_scope",
     "emit",
+    "enter",
+    "leave",
     "new_span_id",
     "scope",
     "span",
@@ -263,7 +265,10 @@ class EventBus:
                 "seq": seq,
                 **fields,
             }
-        line = self._line(cls, record)  # type: ignore[arg-type]
+        if self.content and not SENSITIVE_FIELDS[cls]:  # type: ignore[index]
+            line = encode_line(record)  # nothing to drop, nothing to mask
+        else:
+            line = self._line(cls, record)  # type: ignore[arg-type]
         for sink in self._line_sinks:
             sink.write_line(line)
         return None
@@ -288,7 +293,7 @@ class EventBus:
         if not self.content:
             for name in CONTENT_FIELDS[cls]:
                 record[name] = None
-        line = encode_record(record, newline=True)
+        line = encode_line(record)
         redactor = self.redactor
         if redactor is not None:
             for name in SENSITIVE_FIELDS[cls]:
@@ -312,7 +317,7 @@ class EventBus:
         for subscription in self._subscribers:
             subscription.push(event)
         if self._line_sinks:
-            line = encode_record(event_record(event), newline=True)
+            line = encode_line(event_record(event))
             for line_sink in self._line_sinks:
                 line_sink.write_line(line)
         return event
@@ -404,6 +409,17 @@ class _Entered:
     ) -> None:
         if self._token is not None:
             _current.reset(self._token)
+
+
+def enter(value: Scope) -> Token[Scope | None]:
+    """Make ``value`` the current scope until :func:`leave` is given the token (for code that
+    cannot use a ``with`` block)."""
+    return _current.set(value)
+
+
+def leave(token: Token[Scope | None]) -> None:
+    """Undo the :func:`enter` that gave ``token``."""
+    _current.reset(token)
 
 
 def scope(value: Scope) -> AbstractContextManager[Scope]:

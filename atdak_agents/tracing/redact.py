@@ -48,6 +48,7 @@ class Redactor:
         self._secrets: list[str] = []
         self._byte_secrets: list[builtins.bytes] = []
         self._patterns: list[tuple[re.Pattern[str], str | None]] = []
+        self._byte_hints: list[builtins.bytes] = []
         self._always_scan = False  # a pattern without a hint must run on everything
         for pattern in patterns:
             self.add_pattern(pattern)
@@ -78,6 +79,8 @@ class Redactor:
         self._patterns.append((re.compile(pattern), hint.lower() if hint else None))
         if hint is None:
             self._always_scan = True
+        else:
+            self._byte_hints.append(hint.lower().encode("utf-8"))
 
     # ------------------------------------------------------------------ text
 
@@ -106,10 +109,14 @@ class Redactor:
     def _may_hold(self, value: builtins.bytes) -> bool:
         if self._always_scan:
             return True
-        if any(secret in value for secret in self._byte_secrets):
-            return True
+        for secret in self._byte_secrets:
+            if secret in value:
+                return True
         lowered = value.lower()
-        return any(hint is not None and hint.encode() in lowered for _, hint in self._patterns)
+        for hint in self._byte_hints:  # noqa: SIM110 - a loop: no generator on the hot path
+            if hint in lowered:
+                return True
+        return False
 
     # ------------------------------------------------------------------ values and events
 

@@ -72,7 +72,7 @@ class JsonlSink:
             line = self._redactor.bytes(line)
         pending = self._pending
         pending += line
-        if line[9:10] in _FLUSH_INITIALS or len(pending) >= _BATCH:
+        if line[9:10] in _FLUSH_INITIALS or len(pending) > _BATCH:
             self.flush()
 
     def flush(self) -> None:

@@ -76,11 +76,16 @@ SCRIPT = [
 
 
 async def run_triage(
-    sinks: Sequence[Sink], *, stream_to: list[Any] | None = None, **options: Any
+    sinks: Sequence[Sink],
+    *,
+    stream_to: list[Any] | None = None,
+    question: str = QUESTION,
+    **options: Any,
 ) -> Any:
     """Run the triage graph against the local server; ``stream_to`` collects run.events()."""
     async with LocalAtdakServer(list(SCRIPT)) as server, server.async_client() as client:
-        run = triage_graph().start({"question": QUESTION}, provider=client, sinks=sinks, **options)
+        inputs = {"question": question}
+        run = triage_graph().start(inputs, provider=client, sinks=sinks, **options)
         if stream_to is not None:
             stream_to.extend([event async for event in run.events()])
             return run.result()
