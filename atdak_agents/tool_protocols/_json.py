@@ -237,6 +237,12 @@ def _strict(text: str, pos: int) -> tuple[Any, int] | None:
     return value, end
 
 
+def read_strict(text: str, pos: int) -> tuple[Any, int] | None:
+    """The object or array at ``text[pos]`` when it is plain JSON (read as :func:`read_value`
+    would read it), else ``None``."""
+    return _strict(text, pos)
+
+
 def read_value(text: str, pos: int = 0, *, close_truncated: bool = False) -> tuple[Any, int]:
     """Read one value starting at ``text[pos]`` (after blanks); returns ``(value, end)``.
 

@@ -429,6 +429,15 @@ class Scanner:
         return bool(word) and self.tools.canonical(word.group(1)) in self.tools  # type: ignore[union-attr]
 
 
+def is_plain_line(text: str) -> bool:
+    """Whether ``text`` is one line the scanner releases as ordinary text at once: no marker
+    character, no ReAct keyword (nor the start of one) at its start."""
+    if _CANDIDATE.search(text) is not None or _LINE_KEYWORD.match(text) is not None:
+        return False
+    letters = text.lstrip(" \t*").lower()
+    return not any(k.startswith(letters) for k in _KEYWORDS)
+
+
 def _is_prefix_of_any(text: str, options: list[str]) -> bool:
     return any(option.startswith(text) for option in options)
 

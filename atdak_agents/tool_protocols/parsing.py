@@ -13,14 +13,15 @@ other reasoning are hidden. Only tools in the given set are accepted; anything e
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..tools import ToolCall
 from . import _json
 from ._formats import extract
-from ._scanner import Scanner
-from ._shapes import RawCall, ToolIndex
+from ._scanner import Scanner, is_plain_line
+from ._shapes import RawCall, ToolIndex, shape_of
 from .base import ParsedTurn, ToolsLike, new_call_id, tool_index
 
 __all__ = ["Corrector", "TextTurnParser", "default_correction", "parse_text", "resolve_calls"]
@@ -186,7 +187,53 @@ def _join(before: str, answer: str) -> str:
 def parse_text(
     text: str, tools: ToolsLike, *, correct: Corrector = default_correction
 ) -> ParsedTurn:
-    """Read a whole turn at once (the same result as feeding it in any pieces)."""
-    parser = TextTurnParser(tools, correct=correct)
+    """Read a whole turn at once (the same result as feeding it in any pieces).
+
+    The two turns a model following the prompt protocol writes — one fenced JSON action block,
+    or a line of plain prose — are recognised first, without the scanner; anything else (and
+    anything that might be more than it seems) goes through it.
+    """
+    index = tool_index(tools)
+    fast = _plain_action_block(text, index) or _plain_prose(text, index)
+    if fast is not None:
+        return fast
+    parser = TextTurnParser(index, correct=correct)
     parser.feed(text)
     return parser.finish()
+
+
+_FENCE_OPEN = "```json\n"
+_FENCE_CLOSE = "\n```"
+_LEADING_NAME = re.compile(r"[ \t]*([A-Za-z_][\w.]*)")
+
+
+def _plain_action_block(text: str, tools: ToolIndex) -> ParsedTurn | None:
+    """The turn when ``text`` is exactly one ```json block of valid calls (as asked), else None."""
+    if not text.startswith(_FENCE_OPEN) or text.count("```") != 2:
+        return None
+    body = text.rstrip()
+    if not body.endswith(_FENCE_CLOSE):
+        return None
+    inner = body[len(_FENCE_OPEN) : -len(_FENCE_CLOSE)]
+    start = len(inner) - len(inner.lstrip())
+    strict = _json.read_strict(inner, start)
+    if strict is None or inner[strict[1] :].strip():
+        return None
+    found = shape_of(strict[0], tools)
+    if not isinstance(found, list):
+        return None
+    calls, problems = resolve_calls(found, tools)
+    if problems:
+        return None
+    return ParsedTurn("tool_calls", "", tuple(calls), raw=text, format="json")
+
+
+def _plain_prose(text: str, tools: ToolIndex) -> ParsedTurn | None:
+    """The final answer when ``text`` is one line of prose with nothing the scanner acts on."""
+    shown = text.strip()
+    if not shown or not is_plain_line(text):
+        return None
+    word = _LEADING_NAME.match(text)
+    if word is not None and (word.end() == len(text) or tools.canonical(word.group(1)) in tools):
+        return None  # might be (the start of) a bare Python call of a tool
+    return ParsedTurn("final", shown, raw=text, format="text")
