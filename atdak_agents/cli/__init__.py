@@ -3,7 +3,8 @@
 One module per command (or group of commands) in this package, each with
 ``add_command(subparsers) -> runner`` declaring its arguments and a runner
 ``(args) -> exit code``; :data:`COMMANDS` lists them in help order. Exit codes: 0 done, 1 workflow
-or input error, 2 usage error, 3 the run failed at the provider, 4 waiting for human input.
+or input error, 2 usage error, 3 the run failed (at the provider or elsewhere), 4 waiting for
+human input, 5 stopped by a run-wide limit, 130 stopped by Ctrl-C (see ``docs/cli.md``).
 """
 
 from __future__ import annotations
