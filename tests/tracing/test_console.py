@@ -60,9 +60,12 @@ async def test_a_model_calling_run_live_and_replayed_prints_the_same(tmp_path: P
     assert f"    {ANSWER}" in lines
     assert f"  ✓ shipping_agent  T  wrote answer  ~{prompt} in / {answer} out  ${cost:.4f}" in lines
     total = first.prompt_tokens + prompt
+    run_cost = 0.0
+    for call in calls:  # added in the order the run added them: the same rounding
+        run_cost += call.cost or 0.0
     assert lines[-1] == (
         f"■ done in T · 2 steps · 3 model calls · ~{total} in / {answer + 7} out · 1 tool call"
-        f" · ${cost + (first.cost or 0.0):.4f}"
+        f" · ${run_cost:.4f}"
     )
 
 
