@@ -32,11 +32,13 @@ _BATCH = 1 << 16  # bytes kept in memory at most before they are written
 
 
 class JsonlSink:
-    """Writes one JSON event per line to a file (appending), flushed at every checkpoint and at
-    the end of the run.
+    """Writes one JSON event per line to a file (appending), flushed at every checkpoint and
+    when a run starts, pauses or ends.
 
-    Lines are written in batches; a run's events reach the file at its checkpoints, when it
-    pauses or ends, and every 64 KiB in between.
+    Lines are written in batches; a run's events reach the file at those points and every
+    64 KiB in between. Given a path, the file is opened only to append a batch, so a paused run
+    holds no file open and several processes may append to one trace; given an open binary
+    file, it writes there (and flushes it) and leaves closing it to you.
     """
 
     def __init__(
@@ -46,13 +48,14 @@ class JsonlSink:
         content: bool = True,
         redactor: Redactor | None = None,
     ) -> None:
+        self._path: Path | None = None
+        self._file: IO[bytes] | None = None
         if isinstance(target, str | os.PathLike):
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[bytes] = open(target, "ab")  # noqa: SIM115 - closed by close()
-            self._owned = True
+            self._path = Path(target)
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._path.touch()  # a mistaken path fails now, not at the first batch
         else:
             self._file = target
-            self._owned = False
         self._content = content
         self._redactor = redactor
         # one growing buffer, not a list of lines: keeping many small bytes objects alive costs
@@ -76,18 +79,18 @@ class JsonlSink:
             self.flush()
 
     def flush(self) -> None:
-        """Write the lines held in memory and flush the file."""
-        if self._pending:
-            self._file.write(self._pending)
-            self._pending.clear()
-        self._file.flush()
+        """Write the lines held in memory to the file."""
+        if self._file is not None:
+            if not self._file.closed:
+                self._file.write(self._pending)
+                self._file.flush()
+        elif self._pending and self._path is not None:
+            with open(self._path, "ab") as file:  # one append per batch
+                file.write(self._pending)
+        self._pending.clear()
 
     def close(self) -> None:
-        if self._file.closed:
-            return
         self.flush()
-        if self._owned:
-            self._file.close()
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Event]:

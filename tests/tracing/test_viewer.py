@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from tracing_graphs import triage_trace
+from tracing_graphs import nested_pausing_graph, triage_trace
 
 from atdak_agents.tracing import EventBus, JsonlSink, read_jsonl
 from atdak_agents.tracing.events import (
@@ -173,6 +173,17 @@ async def test_a_screenshot_of_an_inspected_model_call(tmp_path: Path) -> None:
     if os.environ.get("ATDAK_UPDATE_SCREENSHOTS"):
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(shot, SCREENSHOT)
+
+
+async def test_a_paused_run_with_maps_and_subgraphs_in_chromium(tmp_path: Path) -> None:
+    path = tmp_path / "nested.jsonl"
+    await nested_pausing_graph().build().run(sinks=[JsonlSink(path)])
+    page = Page(chromium(tmp_path, "--dump-dom", write_html(path).as_uri()))
+    assert page.text["status"].startswith("interrupted run ")
+    assert list(page.nodes) == ["each", "sub", "sub/twice", "ask"]  # map items summed up
+    kinds = [row["data-kind"] for row in page.rows]
+    assert kinds.count("run") == 4  # the run, the map's two subgraph runs, the subgraph's run
+    assert page.cards["model calls"] == "0" and page.cards["cost"] == "—"
 
 
 def test_contents_are_shown_as_text_never_run_as_markup(tmp_path: Path) -> None:

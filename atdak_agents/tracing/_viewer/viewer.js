@@ -70,7 +70,7 @@
       ["input tokens", (t.estimated ? "~" : "") + num(t.input_tokens)],
       ["output tokens", (t.estimated ? "~" : "") + num(t.output_tokens)],
       ["tool calls", num(t.tool_calls)],
-      ["cost", t.cost === null ? "unknown" : cost(t.cost)],
+      ["cost", t.cost !== null ? cost(t.cost) : (t.model_calls ? "unknown" : "—")],
       ["errors", num(t.errors)]
     ];
     var box = document.getElementById("totals");
@@ -299,7 +299,13 @@
 
   function table() {
     var body = document.querySelector("#nodes tbody");
-    spans.filter(function (s) { return s.kind === "node"; }).forEach(function (s) {
+    function insideMap(s) {  // a map's items are summed up in the map's own row
+      for (var p = byId.get(s.parent); p !== undefined; p = byId.get(p.parent)) {
+        if (p.kind === "node" && p.detail.items !== undefined) return true;
+      }
+      return false;
+    }
+    spans.filter(function (s) { return s.kind === "node" && !insideMap(s); }).forEach(function (s) {
       var tr = el("tr");
       tr.dataset.node = s.name;
       [[s.name], [s.detail.kind], [seconds(duration(s)), "num"], [s.calls ? num(s.calls) : "", "num"],
