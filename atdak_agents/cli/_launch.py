@@ -43,9 +43,11 @@ __all__ = [
     "drive",
     "find_run",
     "load",
+    "out",
     "parse_value",
     "report",
     "resume_command",
+    "waiting_choices",
 ]
 
 DEFAULT_DB = Path(".atdak") / "agents.db"
@@ -66,6 +68,15 @@ class CommandError(Exception):
 def say(message: str) -> None:
     """One message for the person at the terminal (stderr)."""
     print(message, file=sys.stderr, flush=True)
+
+
+def out(text: str) -> None:
+    """The command's result on stdout; a reader that left (``| head``) is not an error."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more reaches the closed pipe
 
 
 # --------------------------------------------------------------------------- loading
@@ -265,25 +276,18 @@ class Launch:
     def resume_command(self, run_id: str, *, answer: str | None = None) -> str:
         return resume_command(run_id, self.db, answer=answer)
 
-    def answer_example(self, result: RunResult) -> tuple[str, list[str] | None]:
-        """How to write the answer in the resume command, and the choices if there are any."""
-        choices = self.waiting_choices(result)
-        if choices:
-            return shlex.quote(choices[0]), choices
-        return '"..."', None
 
-    def waiting_choices(self, result: RunResult) -> list[str] | None:
-        for node in self.graph.spec.nodes.values():
-            human = node.human
-            if human is not None and human.choices and _asked(result, human.ask):
-                return list(human.choices)
+def waiting_choices(graph: Graph, run: Run) -> list[str] | None:
+    """The allowed answers of the human node a paused run waits for (None: any answer)."""
+    if run.status != "waiting" or not run.frontier:
         return None
+    node = graph.spec.nodes.get(run.frontier[0].node)  # tasks still waiting come first
+    human = node.human if node is not None else None
+    return list(human.choices) if human is not None and human.choices else None
 
 
-def _asked(result: RunResult, ask: str) -> bool:
-    # a node's question is a template; its fixed text tells which node asked
-    fixed = ask.split("{{", 1)[0].strip()
-    return bool(result.question) and (not fixed or fixed in (result.question or ""))
+def _answer_example(choices: list[str] | None) -> str:
+    return shlex.quote(choices[0]) if choices else '"..."'
 
 
 class _FailureSink:
@@ -355,16 +359,17 @@ def close_sinks(sinks: list[Sink]) -> None:
 # --------------------------------------------------------------------------- the end
 
 
-def report(launch: Launch, result: RunResult, signum: int | None) -> int:
+def report(launch: Launch, run: Run, result: RunResult, signum: int | None) -> int:
     """Print how the run ended (stdout: the answer, or the JSON result) and return the code."""
     code = _exit_code(result, signum)
+    choices = waiting_choices(launch.graph, run)
     if launch.as_json:
-        print(json.dumps(_json_result(launch, result), ensure_ascii=False, indent=2))
+        out(json.dumps(_json_result(launch, result, choices), ensure_ascii=False, indent=2))
         return code
     if result.status == "done":
-        print(launch.redactor.text(_answer_text(result.output)))
+        out(launch.redactor.text(_answer_text(result.output)))
     elif result.status == "waiting":
-        _say_waiting(launch, result)
+        _say_waiting(launch, result, choices)
     elif signum is not None:
         say(f"Run {result.run_id} stopped; continue it with:")
         say(f"  {launch.resume_command(result.run_id)}")
@@ -390,8 +395,8 @@ def _exit_code(result: RunResult, signum: int | None) -> int:
     }.get(result.status, EXIT_FAILED)
 
 
-def _say_waiting(launch: Launch, result: RunResult) -> None:
-    answer, choices = launch.answer_example(result)
+def _say_waiting(launch: Launch, result: RunResult, choices: list[str] | None) -> None:
+    answer = _answer_example(choices)
     say(f"Run {result.run_id} is waiting for an answer:")
     say(f"  {launch.redactor.text(result.question or '')}")
     if launch.db is None:
@@ -411,11 +416,10 @@ def _answer_text(output: Mapping[str, Any]) -> str:
     return json.dumps(output, ensure_ascii=False, indent=2, default=str)
 
 
-def _json_result(launch: Launch, result: RunResult) -> dict[str, Any]:
+def _json_result(launch: Launch, result: RunResult, choices: list[str] | None) -> dict[str, Any]:
     usage = result.usage
     resumable = result.status in ("waiting", "interrupted", "failed") and launch.db is not None
-    waiting = result.status == "waiting"
-    answer, choices = launch.answer_example(result) if waiting else (None, None)
+    answer = _answer_example(choices) if result.status == "waiting" else None
     payload = {
         "run_id": result.run_id,
         "workflow": shown_path(launch.workflow.path) if launch.workflow.path else None,

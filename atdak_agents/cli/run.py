@@ -192,7 +192,7 @@ async def _start_run(launch: Launch, inputs: dict[str, Any], args: argparse.Name
             close_sinks(sinks)
             if index is not None and launch.fixture is not None:
                 await index.save_fixture_uses(run_id, launch.fixture.uses)
-    return report(launch, result, signum)
+    return report(launch, started, result, signum)
 
 
 def _inputs(args: argparse.Namespace, workflow: Workflow) -> dict[str, Any]:
@@ -319,7 +319,7 @@ async def _resume_run(launch: Launch, record: RunRecord, args: argparse.Namespac
             restored = await _restore(launch, record, args, checkpointer, provider, sinks, memory)
             if restored.status == "waiting" and args.answer is None:
                 await restored.release()
-                return report(launch, restored.result(), None)
+                return report(launch, restored, restored.result(), None)
             if args.answer is not None:
                 try:
                     _answer(restored, launch, args.answer)
@@ -331,7 +331,7 @@ async def _resume_run(launch: Launch, record: RunRecord, args: argparse.Namespac
             close_sinks(sinks)
             if index is not None and launch.fixture is not None:
                 await index.save_fixture_uses(record.run_id, launch.fixture.uses)
-    return report(launch, result, signum)
+    return report(launch, restored, result, signum)
 
 
 def _check_resumable(record: RunRecord, args: argparse.Namespace) -> None:

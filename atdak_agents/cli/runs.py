@@ -20,6 +20,7 @@ from ._launch import (
     EXIT_USAGE,
     CommandError,
     find_run,
+    out,
     resume_command,
     say,
     shown_path,
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                     "`atdak-agents run` was started)"
                 )
                 if args.json:
-                    print("[]")
+                    out("[]")
                 return 0
             raise CommandError(f"no checkpoint file {db}", EXIT_USAGE)
         if args.action == "list":
@@ -101,12 +102,12 @@ async def _list(db: Path, args: argparse.Namespace) -> int:
     redactor = _redactor()
     rows = [_row(record, entries.get(record.run_id)) for record in records]
     if args.json:
-        print(json.dumps(redactor.value(rows), ensure_ascii=False, indent=2))
+        out(json.dumps(redactor.value(rows), ensure_ascii=False, indent=2))
         return 0
     if not rows:
         say(f"no runs in {db}" + (f" with status {args.status}" if args.status else ""))
         return 0
-    print(redactor.text(_table(rows)))
+    out(redactor.text(_table(rows)))
     return 0
 
 
@@ -171,9 +172,9 @@ async def _show(db: Path, args: argparse.Namespace) -> int:
     state = graph.replay(steps)[0] if graph is not None else None
     details = _details(record, entry, steps, state, note)
     if args.json:
-        print(json.dumps(redactor.value(_plain(details)), ensure_ascii=False, indent=2))
+        out(json.dumps(redactor.value(_plain(details)), ensure_ascii=False, indent=2))
     else:
-        print(redactor.text(_describe(details, db)))
+        out(redactor.text(_describe(details, db)))
     return 0
 
 

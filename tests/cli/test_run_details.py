@@ -192,3 +192,36 @@ def test_a_changed_workflow_is_refused_unless_migrated(here: Path, atdak: InProc
     assert "resume with --migrate" in changed.stderr
     migrated = atdak(*paused.resume_command(), "--migrate")
     assert migrated.code == 0, migrated.stderr
+
+
+def test_a_map_node_shows_its_progress_in_the_live_view(atdak: InProcess) -> None:
+    result = atdak("run", "flows/batch.yaml")
+    assert result.code == 0
+    assert json.loads(result.stdout) == {"sizes": [6, 4, 7, 4, 3, 4, 5, 4]}
+    # off a terminal the bar is printed at each quarter (on one, it is redrawn in place)
+    lines = [line.strip() for line in result.stderr.splitlines()]
+    assert lines[1:6] == ["● measure (map)", "8 items", "2/8", "4/8", "6/8"]
+
+
+def test_another_checkpoint_file_is_named_in_the_resume_command(
+    here: Path, atdak: InProcess
+) -> None:
+    paused = atdak("run", "flows/triage.yaml", "--db", "elsewhere/runs.db")
+    command = paused.resume_command()
+    assert command[2:] == ["--db", "elsewhere/runs.db", "--answer", "yes"]
+    assert not (here / ".atdak").exists()
+    assert atdak("runs", "list", "--db", "elsewhere/runs.db", "--json").stdout.count("triage") == 2
+    assert atdak(*command).code == 0
+
+
+def test_a_workflow_checkpointer_is_used_relative_to_its_file(here: Path, atdak: InProcess) -> None:
+    path = here / "flows" / "triage.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text + "checkpointer: {store: sqlite, path: runs/triage.db}\n")
+    paused = atdak("run", "flows/triage.yaml")
+    assert paused.resume_command()[2:4] == ["--db", "flows/runs/triage.db"]
+    path.write_text(text + "checkpointer: {store: memory}\n")
+    in_memory = atdak("run", "flows/triage.yaml")
+    assert in_memory.code == 4
+    assert "Its checkpoints are kept in memory" in in_memory.stderr
+    assert "atdak-agents resume" not in in_memory.stderr

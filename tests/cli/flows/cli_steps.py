@@ -13,3 +13,7 @@ def increment(state: dict[str, Any]) -> dict[str, Any]:
 def reveal(state: dict[str, Any]) -> dict[str, Any]:
     """Writes the shop key into the state: it must still never be printed."""
     return {"note": f"key in use: {os.environ['SHOP_KEY']}"}
+
+
+def size(item: str) -> dict[str, Any]:
+    return {"size": len(item)}
