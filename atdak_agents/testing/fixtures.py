@@ -42,7 +42,14 @@ from ..workflow._source import Position, Source, WorkflowProblem, YamlPath
 from ..workflow._yaml import read_yaml
 from .responders import ReceivedRequest, Reply
 
-__all__ = ["FixtureEntry", "FixtureResponder", "fixture_path", "load_fixture", "loads_fixture"]
+__all__ = [
+    "FixtureEntry",
+    "FixtureResponder",
+    "fixture_path",
+    "load_fixture",
+    "loads_fixture",
+    "request_text",
+]
 
 _TOP_KEYS = ("replies",)
 _ENTRY_KEYS = ("when", "reply", "times")
