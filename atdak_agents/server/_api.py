@@ -36,6 +36,7 @@ async def start_run(service: WorkflowService, request: Request) -> Response:
     body = await read_model(request, RunRequest)
     manager = service.manager
     served = manager.workflow(body.workflow)
+    served.check_session(body.session_id)
     check_input_size(body.inputs, 0, service.config.max_input_chars)
     live = await manager.start(
         served,
@@ -142,7 +143,9 @@ async def _events(
 
 
 def _after(request: Request, last: int) -> int:
-    raw = request.headers.get("last-event-id") or request.query_params.get("after")
+    raw = request.headers.get("last-event-id")
+    if raw is None:
+        raw = request.query_params.get("after")
     after = _int_param(raw, "Last-Event-ID", default=0, low=0, high=None)
     if after > last:
         raise HTTPError(
@@ -155,7 +158,7 @@ def _after(request: Request, last: int) -> int:
 
 
 def _int_param(raw: str | None, name: str, *, default: int, low: int, high: int | None) -> int:
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
         value = int(raw)

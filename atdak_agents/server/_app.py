@@ -47,6 +47,11 @@ class WorkflowApp(Starlette):
     """
 
     service: WorkflowService
+    document: dict[str, Any]
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document this app serves at ``/openapi.json``."""
+        return self.document
 
     def running(self) -> Any:
         """An async context manager that starts the service and stops it gracefully."""
@@ -102,32 +107,51 @@ def create_app(
         lifespan=lambda app: _running(service),
     )
     app.service = service
+    app.document = document
     app.add_middleware(Guard, service=service)
     return app
 
 
+_ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
+    ("/healthz", "GET", _api.health, frozenset()),
+    ("/v1/models", "GET", _api.list_models, frozenset()),
+    ("/v1/workflows", "GET", _api.list_workflows, frozenset()),
+    ("/v1/chat/completions", "POST", chat_completions, frozenset()),
+    ("/v1/runs", "POST", _api.start_run, frozenset()),
+    ("/v1/runs", "GET", _api.list_runs, frozenset({"workflow", "status", "session_id", "limit"})),
+    ("/v1/runs/{run_id}", "GET", _api.get_run, frozenset()),
+    (
+        "/v1/runs/{run_id}/events",
+        "GET",
+        _api.run_events,
+        frozenset({"after", "cancel_on_disconnect"}),
+    ),
+    ("/v1/runs/{run_id}/answer", "POST", _api.answer_run, frozenset()),
+    ("/v1/runs/{run_id}/cancel", "POST", _api.cancel_run, frozenset()),
+    ("/v1/runs/{run_id}/resume", "POST", _api.resume_run, frozenset()),
+]
+
+
 def _routes(service: WorkflowService) -> list[Route]:
-    table: list[tuple[str, str, Handler]] = [
-        ("/healthz", "GET", _api.health),
-        ("/v1/models", "GET", _api.list_models),
-        ("/v1/workflows", "GET", _api.list_workflows),
-        ("/v1/chat/completions", "POST", chat_completions),
-        ("/v1/runs", "POST", _api.start_run),
-        ("/v1/runs", "GET", _api.list_runs),
-        ("/v1/runs/{run_id}", "GET", _api.get_run),
-        ("/v1/runs/{run_id}/events", "GET", _api.run_events),
-        ("/v1/runs/{run_id}/answer", "POST", _api.answer_run),
-        ("/v1/runs/{run_id}/cancel", "POST", _api.cancel_run),
-        ("/v1/runs/{run_id}/resume", "POST", _api.resume_run),
-    ]
     return [
-        Route(path, _bind(service, handler), methods=[method], name=f"{method} {path}")
-        for path, method, handler in table
+        Route(path, _bind(service, handler, query), methods=[method], name=f"{method} {path}")
+        for path, method, handler, query in _ROUTES
     ]
 
 
-def _bind(service: WorkflowService, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def _bind(
+    service: WorkflowService, handler: Handler, query: frozenset[str]
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
+        unknown = sorted(set(request.query_params) - query)
+        if unknown:
+            allowed = ", ".join(sorted(query)) or "none"
+            raise HTTPError(
+                400,
+                f"unknown query parameter {unknown[0]!r} (this endpoint takes: {allowed})",
+                param=unknown[0],
+                code="unknown_parameter",
+            )
         return await handler(service, request)
 
     endpoint.__name__ = handler.__name__

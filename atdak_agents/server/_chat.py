@@ -47,6 +47,7 @@ async def chat_completions(service: WorkflowService, request: Request) -> Respon
     manager = service.manager
     served = manager.workflow(body.model)
     session = _session(request, body)
+    served.check_session(session)
     texts = sum(len(m.text) for m in body.messages)
     check_input_size(body.inputs, texts, service.config.max_input_chars)
     key = request.state.key_id
@@ -75,7 +76,9 @@ async def chat_completions(service: WorkflowService, request: Request) -> Respon
 
 
 def _session(request: Request, body: ChatRequest) -> str | None:
-    session = request.headers.get(SESSION_HEADER) or body.session_id
+    session = request.headers.get(SESSION_HEADER)
+    if session is None:
+        session = body.session_id
     if session is not None and not 0 < len(session) <= SESSION_MAX:
         raise HTTPError(
             400,

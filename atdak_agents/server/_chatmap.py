@@ -102,6 +102,8 @@ def last_user_text(messages: Sequence[ChatMessageIn]) -> str:
             param="messages",
             code="last_message_not_user",
         )
+    if not last.text.strip():
+        raise HTTPError(400, "the last user message is empty", param="messages", code="empty")
     return last.text
 
 

@@ -39,13 +39,14 @@ SESSION_MAX = 200
 
 
 class _Open(BaseModel):
-    """A request body that tolerates fields it does not know (clients send more)."""
+    """A request body that tolerates fields it does not know (clients send more); the fields it
+    knows must have their JSON types (no coercion: ``"1"`` is not a number)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)
 
 
 class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # --------------------------------------------------------------------------- chat

@@ -4,14 +4,17 @@ validate requests (so the two cannot drift), with the served workflows' names fi
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from ..graph.checkpoint import RUN_STATUSES
+from ..tracing.events import EVENT_TYPES
 from . import _models as m
+from ._served import ServedWorkflow
 
 __all__ = ["openapi_document"]
 
@@ -72,7 +75,46 @@ _RUN_LINKS = {
         ("ResumeRun", "resumeRun"),
     )
 }
-_SSE = {"text/event-stream": {"schema": {"type": "string"}}}
+# Each SSE message (OpenAPI 3.2 reads a stream's `schema` as one event: data, event, id)
+_CHAT_SSE = {
+    "text/event-stream": {
+        "schema": {
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "data": {
+                    "type": "string",
+                    "description": "a chat.completion.chunk as JSON, an error object, or [DONE]",
+                },
+            },
+        }
+    }
+}
+_EVENT_SSE = {
+    "text/event-stream": {
+        "schema": {
+            "type": "object",
+            "required": ["data", "event", "id"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^[0-9]+$", "description": "the seq"},
+                "event": {"type": "string", "enum": sorted(EVENT_TYPES)},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": {
+                        "type": "object",
+                        "required": ["type", "run_id", "seq"],
+                        "properties": {
+                            "type": {"type": "string"},
+                            "run_id": {"type": "string"},
+                            "seq": {"type": "integer", "minimum": 1},
+                        },
+                    },
+                },
+            },
+        }
+    }
+}
 
 
 def _paths() -> dict[str, Any]:
@@ -157,7 +199,7 @@ def _chat_operation() -> dict[str, Any]:
             "200": {
                 "description": "The answer (JSON), or its stream (SSE) when `stream` is true",
                 "headers": {"X-Run-Id": {"schema": {"type": "string"}}},
-                "content": {**_json("ChatCompletionBody"), **_SSE},
+                "content": {**_json("ChatCompletionBody"), **_CHAT_SSE},
             },
             **_errors(400, 404, 409, 413, 429, 500, 502, *_AUTH),
         },
@@ -228,7 +270,7 @@ def _events_operation() -> dict[str, Any]:
             },
         ],
         "responses": {
-            "200": {"description": "The event stream", "content": _SSE},
+            "200": {"description": "The event stream", "content": _EVENT_SSE},
             "204": {"description": "No newer events, and the run is not running"},
             **_errors(400, 404, *_AUTH),
         },
@@ -260,8 +302,9 @@ _BASE = {
 }
 
 
-def openapi_document(workflows: Iterable[str]) -> dict[str, Any]:
-    """The document, with ``model`` and ``workflow`` limited to the served names."""
+def openapi_document(workflows: Mapping[str, ServedWorkflow]) -> dict[str, Any]:
+    """The document, with ``model`` and ``workflow`` limited to the served names and an
+    example request for every workflow that declares example inputs."""
     names = sorted(workflows)
     schemas = _schemas(
         [
@@ -280,9 +323,39 @@ def openapi_document(workflows: Iterable[str]) -> dict[str, Any]:
     schemas["ChatRequest"]["properties"]["model"]["enum"] = names
     schemas["RunRequest"]["properties"]["workflow"]["enum"] = names
     document = copy.deepcopy(_BASE)
-    document["paths"] = _paths()
+    document["paths"] = paths = _paths()
+    runs, chats = _examples(workflows)
+    if runs:
+        paths["/v1/runs"]["post"]["requestBody"]["content"]["application/json"]["examples"] = runs
+    if chats:
+        chat = paths["/v1/chat/completions"]["post"]["requestBody"]["content"]
+        chat["application/json"]["examples"] = chats
     document["components"] = {
         "schemas": schemas,
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
     }
     return document
+
+
+def _examples(
+    workflows: Mapping[str, ServedWorkflow],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Example bodies of ``POST /v1/runs`` and ``POST /v1/chat/completions`` per workflow."""
+    runs: dict[str, Any] = {}
+    chats: dict[str, Any] = {}
+    for name, served in sorted(workflows.items()):
+        inputs = {
+            key: spec.example if spec.example is not None else spec.default
+            for key, spec in served.spec.inputs.items()
+            if spec.example is not None or spec.default is not None
+        }
+        if not inputs:
+            continue
+        session = {"session_id": "example-session"} if served.needs_session else {}
+        runs[name] = {"value": {"workflow": name, "inputs": inputs, **session}}
+        chat_input = served.chat.input
+        text = inputs.get(chat_input) if chat_input else json.dumps(inputs, ensure_ascii=False)
+        if isinstance(text, str) and text:
+            message = {"role": "user", "content": text}
+            chats[name] = {"value": {"model": name, "messages": [message], **session}}
+    return runs, chats

@@ -18,6 +18,7 @@ from ..providers.base import ChatModel
 from ..tracing.redact import Redactor
 from ..workflow import Workflow, load_workflow
 from ._chatmap import ChatMapping
+from ._errors import HTTPError
 
 __all__ = ["ServedWorkflow", "WorkflowSource", "collect_workflows", "workflow_files"]
 
@@ -56,6 +57,27 @@ class ServedWorkflow:
     @property
     def memory_spec(self) -> StoreSpec | None:
         return self.graph.spec.memory
+
+    @property
+    def needs_session(self) -> bool:
+        """Whether runs keep a conversation in memory under the run's session id."""
+        for node in self.graph.spec.nodes.values():
+            if node.kind in ("memory_read", "memory_write") and node.config.session is None:
+                return True
+            if node.kind == "agent" and node.config.memory:
+                return True
+        return False
+
+    def check_session(self, session_id: str | None) -> None:
+        """Refuse a request without a session for a workflow that needs one."""
+        if session_id is None and self.needs_session:
+            raise HTTPError(
+                400,
+                f"workflow {self.name!r} keeps a conversation in memory: give a session id "
+                "(the X-Session-Id header or `session_id`)",
+                param="session_id",
+                code="session_required",
+            )
 
     def redact(self, data: bytes) -> bytes:
         return self.redactor.bytes(data) if self.redactor is not None else data

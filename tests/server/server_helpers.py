@@ -52,7 +52,7 @@ def three_step_graph() -> Graph:
 def memory_graph() -> Graph:
     """A conversation kept in memory per session: earlier turns go into the prompt."""
     g = GraphBuilder("remember", model="atdak-gpt-4-mini")
-    g.input("message", str)
+    g.input("message", str, example="我叫小明")
     g.state("history", list)
     g.state("answer", str)
     g.memory_read("recall", writes="history", last=10)
@@ -82,7 +82,7 @@ def _finalize(state: Any) -> dict[str, Any]:
 def approval_graph() -> Graph:
     """draft (model) → a human approves → the answer says what happened."""
     g = GraphBuilder("approve", model="atdak-gpt-4-mini")
-    g.input("request", str)
+    g.input("request", str, example="refund order #10423")
     g.state("draft", str)
     g.state("approved", str)
     g.state("answer", str)
