@@ -294,7 +294,7 @@ def _resume(args: argparse.Namespace) -> int:
     launch = Launch(
         workflow, graph, db, offline, args.json, Path(trace) if trace else None, fixture
     )
-    return run_loop(_resume_run(launch, stored.record, args))
+    return run_loop(_resume_run(launch, stored, args))
 
 
 async def _find(db: Path, run_id: str) -> _Stored:
@@ -311,9 +311,17 @@ async def _find(db: Path, run_id: str) -> _Stored:
             await index.close()
 
 
-async def _resume_run(launch: Launch, record: RunRecord, args: argparse.Namespace) -> int:
+async def _resume_run(launch: Launch, stored: _Stored, args: argparse.Namespace) -> int:
+    from ._index import IndexEntry
+
+    record = stored.record
     _check_resumable(record, args)
     async with launch.stores() as (checkpointer, index, memory), launch.endpoint() as provider:
+        if index is not None and stored.entry is None and launch.workflow.path is not None:
+            # started elsewhere, resumed here with --workflow: remember it from now on
+            trace = str(launch.trace.resolve()) if launch.trace else None
+            workflow = str(launch.workflow.path.resolve())
+            await index.add(IndexEntry(record.run_id, workflow, None, launch.offline, None, trace))
         sinks = launch.sinks()
         try:
             restored = await _restore(launch, record, args, checkpointer, provider, sinks, memory)

@@ -176,8 +176,15 @@ def test_resume_takes_a_run_another_program_started_with_its_workflow(
     run_id = asyncio.run(start())
     lost = atdak("resume", run_id)
     assert lost.code == 2 and "was not started by `atdak-agents run`" in lost.stderr
+    listed = json.loads(atdak("runs", "list", "--json").stdout)
+    assert [(r["workflow"], r["status"]) for r in listed] == [(None, "running")]
+    shown = atdak("runs", "show", run_id)
+    assert "not started by `atdak-agents run`: its state needs its graph" in shown.stdout
     done = atdak("resume", run_id, "--workflow", "flows/counter.yaml")
     assert (done.code, json.loads(done.stdout)["total"]) == (0, 4)
+    # from now on the command knows its workflow
+    listed = json.loads(atdak("runs", "list", "--json").stdout)
+    assert [(r["workflow"], r["status"]) for r in listed] == [("flows/counter.yaml", "done")]
 
 
 def test_a_changed_workflow_is_refused_unless_migrated(here: Path, atdak: InProcess) -> None:
