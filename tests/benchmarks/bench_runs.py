@@ -9,7 +9,9 @@ two model calls and one tool call. Three ways of making it:
 - ``hand-written aiohttp``: the baseline, the two calls written by hand over one
   ``aiohttp.ClientSession`` with exactly the request bodies the agent sends (checked at start);
 - ``Agent.run``: :class:`~atdak_agents.agent.Agent` with :class:`AsyncAtdakClient`;
-- ``graph.run``: the same agent as the ``agent`` node of a one-node graph.
+- ``graph.run``: the same agent as the ``agent`` node of a one-node graph;
+- ``Pydantic AI`` when installed (``pip install -e '.[bench]'``), for reference: the same run with
+  native tool calls (so other request bodies), on the same aiohttp transport.
 
 The model is the project's local server, started in a *separate process* (this file with
 ``--serve``) so that client and server do not share one GIL, answering from the request alone.
@@ -18,7 +20,8 @@ Measured in one run (issue 5, "Speed and scale"):
 
 1. runs/s at concurrency 1 and 64 against a server that answers at once (alternating rounds, the
    best of each kept: the machine is shared, and noise only slows things down);
-   floor: atdak_agents at least half the baseline's runs/s at both concurrencies;
+   floor: atdak_agents at least half the baseline's runs/s at both concurrencies; beside it,
+   this process's CPU time per run at concurrency 64 (steadier than runs/s on a busy machine);
 2. 1,000 runs launched at once against a server answering every request after 200 ms, each
    variant in a fresh subprocess: the wall time (floor: within 2 s), then a second burst under
    ``tracemalloc`` for memory per run in flight (peak minus baseline over 1,000; floor 40 KiB),
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import resource
 import subprocess
@@ -36,6 +40,7 @@ import sys
 import time
 import tracemalloc
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import astuple, dataclass
@@ -46,7 +51,7 @@ import aiohttp
 from atdak_agents.agent import Agent
 from atdak_agents.graph.builder import GraphBuilder
 from atdak_agents.providers.client import AsyncAtdakClient
-from atdak_agents.testing import LocalAtdakServer
+from atdak_agents.testing import LocalAtdakServer, Reply
 from atdak_agents.testing.responders import ReceivedRequest
 from atdak_agents.tool_protocols.prompt import RESULTS_HEADER
 from atdak_agents.tools import tool
@@ -73,10 +78,17 @@ async def add(a: int, b: int) -> int:
 # --------------------------------------------------------------------------- the server
 
 
-def respond(received: ReceivedRequest) -> str:
-    """The scripted model, from the request alone: a tool call, then (given results) the answer."""
-    last = received.body["messages"][-1]["content"]
-    return FINAL if last.startswith(RESULTS_HEADER) else ACTION
+def respond(received: ReceivedRequest) -> str | Reply:
+    """The scripted model, from the request alone: a tool call, then (given results) the answer.
+
+    With the prompt protocol the call is an action block; with native tools (a request with
+    ``tools``, as Pydantic AI sends) a ``tool_calls`` answer.
+    """
+    body = received.body
+    last = body["messages"][-1]
+    if "tools" in body:
+        return FINAL if last["role"] == "tool" else Reply(tool_calls=CALL["tool_calls"])
+    return FINAL if last["content"].startswith(RESULTS_HEADER) else ACTION
 
 
 def cheap_count(value: Any, model: str) -> int:
@@ -89,7 +101,12 @@ def cheap_count(value: Any, model: str) -> int:
 def serve(latency: float) -> None:
     """``--serve``: the local server in this process until killed (prints its base URL)."""
     server = LocalAtdakServer(
-        respond, api_key=KEY, latency=latency, token_counter=cheap_count, record=False
+        respond,
+        api_key=KEY,
+        latency=latency,
+        token_counter=cheap_count,
+        record=False,
+        native_tools=True,
     )
 
     async def main() -> None:
@@ -193,12 +210,42 @@ async def graph_run(base_url: str) -> AsyncIterator[Run]:
         yield run
 
 
+@asynccontextmanager
+async def pydantic_ai(base_url: str) -> AsyncIterator[Run]:
+    """Pydantic AI (the ``bench`` extra) on the same aiohttp transport, with native tool calls:
+    the same run, other request bodies (``tools``, ``tool_calls``, ``role: tool``)."""
+    import httpx
+    from pydantic_ai import Agent as PydanticAgent
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    from atdak_agents.providers._aiohttp import AiohttpTransport
+
+    http = httpx.AsyncClient(transport=AiohttpTransport(max_connections=None), timeout=60)
+    with warnings.catch_warnings():  # it prefers httpx2 from its next major version on
+        warnings.simplefilter("ignore")
+        provider = OpenAIProvider(base_url=base_url, api_key=KEY, http_client=http)
+    agent = PydanticAgent(OpenAIChatModel(MODEL, provider=provider), instructions=INSTRUCTIONS)
+    agent.tool_plain(add.function)
+
+    async def run() -> str:
+        return str((await agent.run(QUESTION)).output)
+
+    try:
+        yield run
+    finally:
+        await http.aclose()
+
+
 VARIANTS: dict[str, Callable[[str], Any]] = {
     "hand-written aiohttp": hand_written,
     "Agent.run": agent_run,
     "graph.run (agent node)": graph_run,
 }
 BASELINE = "hand-written aiohttp"
+SAME_BODIES = tuple(VARIANTS)
+if importlib.util.find_spec("pydantic_ai") is not None:
+    VARIANTS["Pydantic AI"] = pydantic_ai
 
 
 # --------------------------------------------------------------------------- same bodies
@@ -208,7 +255,8 @@ async def check_same_bodies() -> None:
     """Every variant sends the same request bodies (call ids aside), and gets the answer."""
     seen: dict[str, list[Any]] = {}
     async with LocalAtdakServer(respond, api_key=KEY) as server:
-        for name, variant in VARIANTS.items():
+        for name in SAME_BODIES:
+            variant = VARIANTS[name]
             server.requests.clear()
             async with variant(server.base_url) as run:
                 answer = await run()
@@ -387,7 +435,7 @@ def report(rates: dict[str, tuple[Rate, Rate]], bursts_: dict[str, Burst]) -> No
     print(f"floors: wall <= 2.00 s, traced memory <= {limit // 1024} KiB per run in flight")
     misses = [
         f"{name} {label}"
-        for name in rates
+        for name in SAME_BODIES
         if name != BASELINE
         for label, ok in (
             ("c=1", rates[name][0].runs_per_s >= 0.5 * base[0].runs_per_s),
