@@ -18,7 +18,7 @@ from ._common import Runner
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 # command modules, in the order `atdak-agents --help` lists them (imported only when needed)
-COMMANDS: tuple[str, ...] = ("run", "runs", "workflow", "local_server", "trace")
+COMMANDS: tuple[str, ...] = ("run", "runs", "serve", "workflow", "local_server", "trace")
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Runner]]:

@@ -20,8 +20,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..graph.spec import ProviderSpec
-from ..providers.base import ChatModel
 from . import _api
 from ._chat import chat_completions
 from ._chatmap import ChatMapping
@@ -30,7 +28,7 @@ from ._errors import HTTPError, error_payload
 from ._http import json_response
 from ._openapi import openapi_document
 from ._served import WorkflowSource, collect_workflows
-from ._service import WorkflowService
+from ._service import Upstream, WorkflowService
 
 __all__ = ["WorkflowApp", "create_app"]
 
@@ -71,7 +69,7 @@ def create_app(
     workflows: WorkflowSource | Iterable[WorkflowSource],
     *,
     config: ServerConfig | None = None,
-    provider: ChatModel | ProviderSpec | None = None,
+    provider: Upstream | Mapping[str, Upstream] | None = None,
     memory: Any = None,
     chat: Mapping[str, ChatMapping | Mapping[str, Any]] | None = None,
     secrets: Iterable[str] = (),
@@ -84,7 +82,8 @@ def create_app(
     (:class:`ServerConfig`). ``provider``: the model endpoint for every run — client settings
     (``ProviderSpec(base_url=..., api_key=...)``: one pooled client, opened and closed by the
     server) or a chat model you own; default: one pooled client from ``ATDAK_API_KEY`` and
-    ``ATDAK_BASE_URL`` (and one per workflow ``provider:`` section). ``memory``: the memory store of
+    ``ATDAK_BASE_URL`` (and one per workflow ``provider:`` section); a mapping gives them per
+    workflow name. ``memory``: the memory store of
     workflows that declare none. ``chat``: per-workflow :class:`ChatMapping` overrides.
     ``secrets``: more values to mask in every answer, event and log line. ``env``: replaces
     ``os.environ`` for ``${NAME}`` in workflow files.

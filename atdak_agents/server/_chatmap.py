@@ -9,8 +9,9 @@ The rules (each can be set per workflow with ``create_app(chat={name: ChatMappin
 - **history**: an input named ``history`` or ``messages`` (type list) receives the earlier
   messages as ``{role, content}`` dicts; without one they are ignored (a session's memory is
   the way to keep a conversation, see ``session_id``).
-- **answer**: the output named ``answer``, else the only declared output, else the state key
-  ``answer``; anything but a string is sent as JSON. Without any of those, the whole output.
+- **answer**: the only declared output, else the output named ``answer``, ``reply`` or
+  ``response`` (the first there is; a state key of that name when no outputs are declared);
+  anything but a string is sent as JSON. Without any of those, the whole output as JSON.
 - **streamed tokens**: those of the ``llm``/``agent`` nodes that write the answer's state key as
   text. The streamed text is completed at the end with anything of the answer not yet sent.
 """
@@ -32,6 +33,7 @@ from ._models import ChatMessageIn
 __all__ = ["ChatMapping", "last_user_text"]
 
 _HISTORY_NAMES = ("history", "messages")
+_ANSWER_NAMES = ("answer", "reply", "response")
 _STATE_REF = re.compile(r"^\s*state\.([A-Za-z_]\w*)\s*$")
 _UNSET: Any = object()
 
@@ -132,13 +134,10 @@ def _infer_input(graph: Graph, history: str | None) -> str | None:
 
 def _infer_output(graph: Graph) -> str | None:
     outputs = graph.spec.outputs
-    if "answer" in outputs:
-        return "answer"
     if len(outputs) == 1:
         return next(iter(outputs))
-    if not outputs and "answer" in graph.spec.state:
-        return "answer"
-    return None
+    declared = outputs or graph.spec.state  # without outputs, the output is the whole state
+    return next((name for name in _ANSWER_NAMES if name in declared), None)
 
 
 def _check_names(graph: Graph, chosen: str | None, history: str | None, output: str | None) -> None:

@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 from starlette.datastructures import Headers
@@ -27,7 +27,10 @@ from ._events import EventStore, InMemoryEventStore, SQLiteEventStore
 from ._runs import RunManager
 from ._served import ServedWorkflow
 
-__all__ = ["WorkflowService"]
+__all__ = ["Upstream", "WorkflowService"]
+
+Upstream: TypeAlias = "ChatModel | ProviderSpec"
+"""A model endpoint: client settings (the server opens the client) or a chat model."""
 
 log = logging.getLogger("atdak_agents.server")
 
@@ -39,7 +42,8 @@ class WorkflowService:
 
     ``provider``: the model endpoint every run uses, overriding the workflows' ``provider:``
     sections — a :class:`~atdak_agents.graph.spec.ProviderSpec` (the service opens one pooled
-    client and closes it at the end) or any chat model (yours to close). By default one pooled
+    client and closes it at the end) or any chat model (yours to close); or a mapping from
+    workflow names to those, for some workflows only. By default one pooled
     :class:`~atdak_agents.AsyncAtdakClient` from ``ATDAK_API_KEY``/``ATDAK_BASE_URL`` is shared
     by all runs, plus one per distinct ``provider:`` section. ``memory``: the store of workflows
     that declare none.
@@ -50,14 +54,15 @@ class WorkflowService:
         workflows: Mapping[str, ServedWorkflow],
         config: ServerConfig,
         *,
-        provider: ChatModel | ProviderSpec | None = None,
+        provider: Upstream | Mapping[str, Upstream] | None = None,
         memory: Any = None,
         secrets: Iterable[str] = (),
     ) -> None:
         self.workflows = dict(workflows)
         self.config = config
         self.keys = config.server_keys()
-        upstream = [provider.api_key] if isinstance(provider, ProviderSpec) else []
+        given = provider.values() if isinstance(provider, Mapping) else [provider]
+        upstream = [p.api_key for p in given if isinstance(p, ProviderSpec) and p.api_key]
         found = [*self.keys, *secrets, *upstream, *_env_secrets(self.workflows)]
         self.redactor = Redactor([s for s in found if s])
         self._provider = provider
@@ -106,15 +111,19 @@ class WorkflowService:
         return checkpointer, events
 
     def _open_providers(self) -> None:
-        given = self._provider
-        if isinstance(given, ProviderSpec):
-            given = self._client(given)
+        """One pooled client per distinct endpoint, shared by every run that uses it."""
         shared: dict[Any, ChatModel] = {}
         for served in self.workflows.values():
-            settings = None if given is not None else served.provider_spec
+            given = self._provider
+            if isinstance(given, Mapping):
+                given = given.get(served.name)
+            if given is not None and not isinstance(given, ProviderSpec):
+                served.provider = given  # a chat model the caller owns
+                continue
+            settings = given if given is not None else served.provider_spec
             key = _provider_key(settings)
             if key not in shared:
-                shared[key] = given or self._client(settings)
+                shared[key] = self._client(settings)
             served.provider = shared[key]
 
     def _client(self, settings: ProviderSpec | None) -> ChatModel:
