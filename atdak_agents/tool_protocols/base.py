@@ -25,7 +25,7 @@ Every message of one exchange (the assistant turn and what answers it) carries t
 from __future__ import annotations
 
 import json
-import uuid
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
@@ -134,11 +134,11 @@ def tool_index(tools: ToolsLike) -> ToolIndex:
 
 
 def new_call_id() -> str:
-    return f"call_{uuid.uuid4().hex[:16]}"
+    return f"call_{os.urandom(8).hex()}"  # 16 random hex digits (a third of a uuid4's cost)
 
 
 def new_exchange_id() -> str:
-    return f"ex_{uuid.uuid4().hex[:16]}"
+    return f"ex_{os.urandom(8).hex()}"
 
 
 def tag(message: Message, exchange: str, kind: str) -> Message:
