@@ -30,7 +30,7 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from .providers.client import AsyncAtdakClient
 
-from .calls import ModelSettings, call_model
+from .calls import CURRENT_MODEL, ModelSettings, call_model
 from .context.history import HistoryFitter
 from .exceptions import InvalidParameterError, UsageError, UsageLimitExceeded
 from .graph.journal import journaled
@@ -94,8 +94,9 @@ class Agent:
     ``tools``: ``@tool`` functions (or plain functions); the agent can call only these.
     ``tool_protocol``: ``"auto"`` (native when the model's profile supports tools, else
     ``"prompt"``), ``"prompt"``, ``"native"``. ``output_type``: a pydantic model (or a field
-    mapping) the final answer must match. ``history``: history strategies (see
-    :mod:`atdak_agents.context.strategies`). ``memory``: a memory store or view that keeps the
+    mapping) the final answer must match. ``context``: how the conversation is fitted into the
+    model's window (strategies, see :mod:`atdak_agents.context.strategies`; default: drop the
+    oldest turns). ``memory``: a memory store or view that keeps the
     conversation per ``session_id``. ``parameters``: request parameters (``temperature``,
     ``max_tokens``, ...). ``usage_limits``: stop cleanly past these.
     """
@@ -110,7 +111,7 @@ class Agent:
         max_steps: int = 10,
         tool_protocol: str | ToolProtocol = "auto",
         output_type: type[BaseModel] | Mapping[str, Any] | None = None,
-        history: Any = None,
+        context: Any = None,
         parameters: Mapping[str, Any] | None = None,
         usage_limits: UsageLimits | None = None,
         provider: ChatModel | None = None,
@@ -136,7 +137,11 @@ class Agent:
         self.provider = provider
         self._index: ToolIndex = tool_index(self.tools)
         self._static_system: tuple[PromptTemplate | None, str] | None = None
-        fitter = HistoryFitter.from_config(self.profile, history) if history else None
+        fitter = (
+            HistoryFitter.from_config(self.profile, context, chat_model=CURRENT_MODEL)
+            if context
+            else None
+        )
         self.settings = ModelSettings(
             model=model,
             parameters=dict(parameters or {}),

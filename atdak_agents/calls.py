@@ -16,26 +16,53 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from .context.history import HistoryFitter
 from .context.refit import complete_fitted, stream_fitted
+from .exceptions import UsageError
 from .graph.journal import journaled
 from .messages import KIND, Message
 from .providers._wire import ChatCompletion, ChatCompletionRequest, Delta
-from .providers.base import CallOptions, ChatModel
+from .providers.base import CallOptions, ChatModel, ChatStream
 from .providers.profiles import ModelProfile
 from .providers.streaming import StreamAccumulator
 from .tracing.bus import current_scope, span
 from .tracing.events import ModelRequest, ModelResponse, TokenDelta
 from .usage import RunUsage
 
-__all__ = ["CallResult", "ModelSettings", "call_model"]
+__all__ = ["CURRENT_MODEL", "CallResult", "ModelSettings", "call_model"]
 
 REQUEST_PARAMETERS = frozenset(
     {"temperature", "max_tokens", "top_p", "frequency_penalty", "presence_penalty"}
 )
+
+
+class _CurrentModel:
+    """The chat model of the call being made — for history strategies (``summarize``) that
+    are configured before any run exists and must use the run's own endpoint."""
+
+    def _model(self) -> ChatModel:
+        model = _current_model.get()
+        if model is None:
+            raise UsageError("no model call is in progress to borrow the model endpoint from")
+        return model
+
+    async def complete(
+        self, request: ChatCompletionRequest, *, options: CallOptions | None = None
+    ) -> ChatCompletion:
+        return await self._model().complete(request, options=options)
+
+    async def stream(
+        self, request: ChatCompletionRequest, *, options: CallOptions | None = None
+    ) -> ChatStream:
+        return await self._model().stream(request, options=options)
+
+
+_current_model: ContextVar[ChatModel | None] = ContextVar("atdak_current_model", default=None)
+CURRENT_MODEL: ChatModel = _CurrentModel()
 
 
 @dataclass
@@ -85,6 +112,21 @@ async def call_model(
     request = ChatCompletionRequest(
         model=settings.model, messages=list(messages), **settings.parameters, **(extra or {})
     )
+    token = _current_model.set(client)
+    try:
+        return await _call(client, settings, request, usage, on_delta, options)
+    finally:
+        _current_model.reset(token)
+
+
+async def _call(
+    client: ChatModel,
+    settings: ModelSettings,
+    request: ChatCompletionRequest,
+    usage: RunUsage,
+    on_delta: Callable[[Delta], str] | None,
+    options: CallOptions | None,
+) -> CallResult:
     with span() as here:
         # Fitting happens when sending; only an announcement needs it beforehand (unlistened,
         # the history is fitted once per call, not twice).

@@ -9,6 +9,7 @@ model can act on when it is wrong.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -16,10 +17,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from .exceptions import DefinitionError
+from .exceptions import DefinitionError, Problem
 from .tool_protocols._json import Incomplete, Invalid, read_value
 
-__all__ = ["OutputSpec", "model_from_fields"]
+__all__ = ["FIELD_KEYS", "OutputSpec", "model_from_fields", "output_problems"]
+
+FIELD_KEYS = frozenset({"type", "enum", "description", "items", "required", "default"})
 
 _TYPES: dict[str, Any] = {
     "string": str,
@@ -33,6 +36,35 @@ _TYPES: dict[str, Any] = {
     "any": Any,
 }
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n(.*?)```", re.DOTALL)
+
+
+def output_problems(where: str, fields: Mapping[str, Any]) -> list[Problem]:
+    """What is wrong with a YAML-style output field mapping (unknown keys, unknown types)."""
+    problems = []
+    for field, spec in fields.items():
+        place = f"{where}.{field}"
+        if not isinstance(spec, Mapping):
+            if spec not in _TYPES:
+                problems.append(Problem(place, f"unknown type {spec!r}", _types_hint()))
+            continue
+        problems += [
+            Problem(f"{place}.{key}", f"unknown key {key!r}", _key_hint(str(key)))
+            for key in spec
+            if key not in FIELD_KEYS
+        ]
+        kind = spec.get("type")
+        if kind is not None and kind not in _TYPES:
+            problems.append(Problem(f"{place}.type", f"unknown type {kind!r}", _types_hint()))
+    return problems
+
+
+def _key_hint(key: str) -> str:
+    close = difflib.get_close_matches(key, FIELD_KEYS, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"use {', '.join(sorted(FIELD_KEYS))}"
+
+
+def _types_hint() -> str:
+    return "use one of " + ", ".join(sorted(_TYPES))
 
 
 def model_from_fields(name: str, fields: Mapping[str, Any]) -> type[BaseModel]:

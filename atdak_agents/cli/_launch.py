@@ -242,14 +242,7 @@ class Launch:
             yield checkpointer, index, memory
 
     def memory_store(self) -> Any:
-        from ..memory import InMemoryStore, SQLiteStore
-
-        section = self.workflow.spec.memory
-        if section is None:
-            return None
-        if section.store == "memory":
-            return InMemoryStore()
-        return SQLiteStore(self.workflow.resolve_path(section.path))
+        return self.workflow.memory_store()
 
     @contextlib.asynccontextmanager
     async def endpoint(self) -> AsyncIterator[ChatModel | None]:

@@ -244,16 +244,7 @@ def _db_of(args: argparse.Namespace, workflow: Workflow) -> Path | None:
 
 def _session(option: str | None, workflow: Workflow, inputs: dict[str, Any], run_id: str) -> str:
     """--session, else the workflow's `memory.session` template, else the run id."""
-    if option:
-        return option
-    section = workflow.spec.memory
-    if section is not None and section.session:
-        from ..templates import PromptTemplate
-
-        rendered = PromptTemplate(section.session, name="memory.session").render(inputs=inputs)
-        if rendered.strip():
-            return rendered.strip()
-    return run_id
+    return option or workflow.session_for(inputs) or run_id
 
 
 # --------------------------------------------------------------------------- resume

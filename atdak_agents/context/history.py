@@ -214,16 +214,19 @@ StrategyLike = HistoryStrategy | Callable[[list[Message]], list[Message]]
 
 
 def _default_strategies() -> list[HistoryStrategy]:
-    from .strategies import DropOldest, TruncateMiddle
+    from .strategies import DropOldest
 
-    return [DropOldest(), TruncateMiddle()]
+    # Dropping whole old turns loses nothing the current question needs; cutting a message
+    # does, so truncate_middle is opt-in: by default an input that cannot fit is an error.
+    return [DropOldest()]
 
 
 class HistoryFitter:
     """Fits histories into one model's budget with a list of strategies, then checks the result.
 
-    ``strategies`` run in order (default: drop the oldest turns, then truncate one oversized
-    message); plain functions ``list[Message] -> list[Message]`` are accepted too. ``max_tokens``
+    ``strategies`` run in order (default: drop the oldest turns; add ``TruncateMiddle()`` to
+    cut one oversized message rather than fail — opt-in, because it loses content); plain
+    functions ``list[Message] -> list[Message]`` are accepted too. ``max_tokens``
     is the answer's reserve (default: the model's longest answer; a request's own ``max_tokens``
     wins in :meth:`fit_request`). Raises :class:`ContextBudgetError` when nothing fits.
     """

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..agent import Agent
 from ..exceptions import NodeError
+from ..messages import Message
 from ..templates import PromptTemplate
-from .llm_node import model_settings, prompt_environment
+from .llm_node import history_messages, model_settings, prompt_environment, workflow_file
 from .nodes import NodeContext, NodeOutcome
 from .spec import AgentNode
 
@@ -32,7 +33,7 @@ class AgentRunner:
     def __init__(self, name: str, config: AgentNode, graph: Graph) -> None:
         where = f"nodes.{name}.agent"
         environment = prompt_environment(graph)
-        settings = model_settings(graph, name, config.model, config.parameters, config.history)
+        settings = model_settings(graph, name, config.model, config.parameters, config.context)
         instructions = self._instructions(config, graph, where)
         self.agent = Agent(
             settings.model,
@@ -41,7 +42,7 @@ class AgentRunner:
             max_steps=config.max_steps,
             tool_protocol=config.tool_protocol,
             output_type=config.output,
-            history=config.history,
+            context=config.context,
             parameters=settings.parameters,
             name=name,
             registry=graph.registry,
@@ -51,15 +52,13 @@ class AgentRunner:
         )
         self.writes = config.writes
         self.memory = config.memory
+        self.history = config.history
 
     @staticmethod
     def _instructions(config: AgentNode, graph: Graph, where: str) -> PromptTemplate | str:
         environment = prompt_environment(graph)
         if config.instructions_file is not None:
-            base = graph.base_dir
-            path = (
-                (base / config.instructions_file) if base is not None else config.instructions_file
-            )
+            path = workflow_file(graph, config.instructions_file)
             return PromptTemplate.from_file(path, role="system", environment=environment)
         if not config.instructions:
             return ""
@@ -80,8 +79,9 @@ class AgentRunner:
                 "uses memory, but the run has no memory store or session id: pass memory= and "
                 "session_id= to graph.start/run (or --session on the command line)",
             )
+        request = Message(role="user", content=self.input.render(names))
         result = await self.agent.run(
-            self.input.render(names),
+            [*history_messages(ctx, self.history), request],
             provider=env.model_client(),
             variables=names,
             usage=env.usage,

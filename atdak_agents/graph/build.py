@@ -92,6 +92,7 @@ class Graph:
         self.runners = compiled.runners
         self.routers: dict[str, list[CompiledRoute]] = compiled.routers
         self.ends = compiled.ends
+        self.end_status = compiled.end_status
         self.successors = compiled.successors
         self.joins = compiled.joins
         self.entry = spec.entry_node

@@ -20,7 +20,7 @@ import inspect
 import itertools
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -330,8 +330,9 @@ class GraphBuilder:
         config = MemoryWriteNode(messages=[dict(m) for m in messages], session=session)
         return self.node(name, NodeSpec(memory_write=config, **_common(common)))
 
-    def end(self, name: str, *, status: str = "done") -> GraphBuilder:
-        """A named end (the name ``end`` always exists and needs no declaration)."""
+    def end(self, name: str, *, status: Literal["done", "failed"] = "done") -> GraphBuilder:
+        """A named end (the name ``end`` always exists and needs no declaration); with
+        ``status="failed"`` a run that reaches it ends as failed."""
         return self.node(name, NodeSpec(end=EndNode(status=status)))
 
     # ------------------------------------------------------------------ edges

@@ -56,6 +56,7 @@ class CompiledGraph:
     runners: dict[str, NodeRunner] = field(default_factory=dict)
     routers: dict[str, list[CompiledRoute]] = field(default_factory=dict)
     ends: frozenset[str] = frozenset({END})
+    end_status: dict[str, str] = field(default_factory=dict)
     successors: dict[str, list[tuple[str, int | None]]] = field(default_factory=dict)
     joins: list[frozenset[str]] = field(default_factory=list)
 
@@ -98,6 +99,7 @@ def compile_nodes(graph: Graph) -> CompiledGraph:
             out.routers[name] = [_route(r) for r in node.router]
         elif node.end is not None:
             ends.add(name)
+            out.end_status[name] = node.end.status
         else:
             out.runners[name] = compile_node(name, node, graph)
     out.ends = frozenset(ends)

@@ -402,12 +402,17 @@ class Run:
         self._step = number
         self._books["waiting"] = [t.path for t in waiting]
         self.status = "waiting" if waiting else ("running" if self.frontier else "done")
+        failed_end = self._failed_end() if self.status == "done" else None
+        if failed_end is not None:
+            self.status = "failed"
         if changed:
             values = {key: self.state[key] for key in changed}
             self._root.emit(StateUpdated, keys=changed, values=values)
         await self._save(number, tasks, updates)
         if self.status == "done":
             await self._finish()
+        elif failed_end is not None:
+            await self._fail(NodeError(failed_end, "the run ended here (an end marked failed)"))
         elif waiting and not self._prefix:
             usage = _usage_dict(self.env.usage)
             reason = "waiting for input"
@@ -550,6 +555,12 @@ class Run:
         if target not in scheduled:
             scheduled.add(target)
             frontier.append(Task(target, f"{self._prefix}{target}"))
+
+    def _failed_end(self) -> str | None:
+        """The end the run reached, when that end says the run failed."""
+        ended = self._books["ended"]
+        last = ended[-1] if ended else None
+        return last if last is not None and self.graph.end_status.get(last) == "failed" else None
 
     def _entry_frontier(self) -> list[Task]:
         frontier: list[Task] = []

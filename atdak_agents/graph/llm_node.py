@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..calls import ModelSettings, call_model
+from ..calls import CURRENT_MODEL, ModelSettings, call_model
 from ..context.history import HistoryFitter
 from ..exceptions import NodeError
-from ..messages import Message
+from ..messages import Message, as_message
 from ..output import OutputSpec
 from ..templates import PromptEnvironment, PromptTemplate
 from .nodes import NodeContext, NodeOutcome
@@ -17,7 +17,13 @@ from .spec import LlmNode
 if TYPE_CHECKING:
     from .build import Graph
 
-__all__ = ["LlmRunner", "model_settings", "prompt_environment", "workflow_file"]
+__all__ = [
+    "LlmRunner",
+    "history_messages",
+    "model_settings",
+    "prompt_environment",
+    "workflow_file",
+]
 
 MAX_REPAIRS = 2
 
@@ -34,16 +40,35 @@ def workflow_file(graph: Graph, file: str) -> Path:
 
 
 def model_settings(
-    graph: Graph, where: str, model: str | None, parameters: dict[str, Any], history: Any
+    graph: Graph, where: str, model: str | None, parameters: dict[str, Any], context: Any
 ) -> ModelSettings:
-    """The model, request parameters and history fitter of a node (graph defaults merged)."""
+    """The model, request parameters and history fitter of a node (graph defaults merged);
+    ``context`` is the node's fitting strategies (a ``summarize`` step uses the run's model)."""
     name = model or graph.spec.model
     if name is None:
         raise NodeError(where, "has no model: set `model:` on the graph or on the node")
     profile = graph.registry.get(name)
-    fitter = HistoryFitter.from_config(profile, history) if history else HistoryFitter(profile)
+    if context:
+        fitter = HistoryFitter.from_config(profile, context, chat_model=CURRENT_MODEL)
+    else:
+        fitter = HistoryFitter(profile)
     merged = {**graph.spec.parameters, **parameters}
     return ModelSettings(model=name, parameters=merged, fitter=fitter, profile=profile)
+
+
+def history_messages(ctx: NodeContext, key: str | None) -> list[Message]:
+    """The earlier messages a node sends first: the list of ``{role, content}`` in state."""
+    if key is None:
+        return []
+    value = ctx.state.get(key) or []
+    try:
+        return [as_message(item) for item in value]
+    except (TypeError, ValueError) as exc:
+        raise NodeError(
+            ctx.path,
+            f"state key {key!r} (its `history`) must hold messages like "
+            f"{{role: user, content: ...}}: {exc}",
+        ) from None
 
 
 class LlmRunner:
@@ -73,12 +98,13 @@ class LlmRunner:
             else None
         )
         self.output = OutputSpec(config.output, name=f"{name}_output") if config.output else None
-        self.settings = model_settings(graph, name, config.model, config.parameters, config.history)
+        self.settings = model_settings(graph, name, config.model, config.parameters, config.context)
         self.writes = config.writes
+        self.history = config.history
 
     async def run(self, ctx: NodeContext) -> NodeOutcome:
         names = ctx.expression_names()
-        messages = self._messages(names)
+        messages = self._messages(names, history_messages(ctx, self.history))
         client = ctx.env.model_client()
         for _ in range(MAX_REPAIRS + 1):
             call = await call_model(client, self.settings, messages, usage=ctx.env.usage)
@@ -98,11 +124,11 @@ class LlmRunner:
             f"{problem}",
         )
 
-    def _messages(self, names: dict[str, Any]) -> list[Message]:
+    def _messages(self, names: dict[str, Any], history: list[Message]) -> list[Message]:
         system_parts = [self.system.render(names)] if self.system is not None else []
         if self.output is not None:
             system_parts.append(self.output.instructions())
-        messages = self.prompt.render_messages(names)
+        messages = [*history, *self.prompt.render_messages(names)]
         if system_parts:
             text = "\n\n".join(system_parts)
             if messages and messages[0].role == "system":

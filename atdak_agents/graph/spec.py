@@ -73,6 +73,11 @@ OutputSchema: TypeAlias = Annotated[
 ]
 
 
+# How a request is fitted into the model's window: a strategy name, {strategy: ..., options},
+# or a list of those (see atdak_agents.context.strategies).
+ContextSpec: TypeAlias = str | dict[str, Any] | list[str | dict[str, Any]] | None
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
@@ -160,10 +165,12 @@ class RetryPolicy(_Spec):
 class LlmNode(_Spec):
     """One prompt template → one model call; text or structured output into state.
 
-    ``prompt`` renders to a user message (or to several messages with chat blocks);
-    ``system`` adds a system message. With ``output`` (a field mapping or a pydantic model) the
-    answer is parsed and each field written to the state key of the same name, unless ``writes``
-    names one key for the whole result.
+    ``prompt`` renders to a user message (or to several messages with chat blocks); ``system``
+    adds a system message; ``history`` names a state key holding earlier messages (``{role,
+    content}``) sent before the prompt; ``context`` chooses how the request is fitted into the
+    model's window (``drop_oldest``, ``{strategy: summarize, ...}``, a list). With ``output`` (a
+    field mapping or a pydantic model) the answer is parsed and each field written to the state
+    key of the same name, unless ``writes`` names one key for the whole result.
     """
 
     prompt: str | None = None
@@ -173,7 +180,8 @@ class LlmNode(_Spec):
     parameters: dict[str, Any] = Field(default_factory=dict)
     output: OutputSchema = None
     writes: str | None = None
-    history: dict[str, Any] | str | None = None
+    history: str | None = None
+    context: ContextSpec = None
 
     @model_validator(mode="after")
     def _one_prompt(self) -> LlmNode:
@@ -195,7 +203,8 @@ class AgentNode(_Spec):
     tool_protocol: Literal["auto", "prompt", "native"] = "auto"
     output: OutputSchema = None
     writes: str | None = None
-    history: dict[str, Any] | str | None = None
+    history: str | None = None
+    context: ContextSpec = None
     memory: bool = False
 
 
@@ -287,9 +296,10 @@ class MemoryWriteNode(_Spec):
 
 
 class EndNode(_Spec):
-    """An explicit, named end of the run (the reserved name ``end`` needs no declaration)."""
+    """An explicit, named end of the run (the reserved name ``end`` needs no declaration);
+    ``status: failed`` makes reaching it end the run as failed (e.g. ``gave_up``)."""
 
-    status: str = "done"
+    status: Literal["done", "failed"] = "done"
 
 
 NODE_KINDS: tuple[str, ...] = (

@@ -83,6 +83,7 @@ class StateSchema:
         self.reducers: dict[str, Reducer] = {
             name: _reducer_of(spec, resolve) for name, spec in self.keys.items()
         }
+        self.typed = {name: spec.type for name, spec in self.keys.items() if spec.type != "any"}
 
     def initial(self) -> dict[str, Any]:
         """A fresh state: every key at its declared default (copied, never shared); a list or
@@ -97,9 +98,13 @@ class StateSchema:
             if reducer is None:
                 raise NodeError(node, self._undeclared(key))
             try:
-                state[key] = reducer(state.get(key), value)
+                new = reducer(state.get(key), value)
             except (TypeError, ValueError) as exc:
                 raise NodeError(node, f"cannot update state key {key!r}: {exc}") from exc
+            declared = self.typed.get(key)
+            if declared is not None and not check_type(declared, new):
+                raise NodeError(node, _mistyped(key, declared, new))
+            state[key] = new
         return list(updates)
 
     def replay(self, updates: Iterable[tuple[str, str, Any]]) -> dict[str, Any]:
@@ -115,6 +120,15 @@ class StateSchema:
             f"wrote state key {key!r}, which is not declared (declared keys: {known}); "
             f"declare it under `state:` with a type and reducer"
         )
+
+
+def _mistyped(key: str, declared: str, value: Any) -> str:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return (
+        f"wrote {shown} ({type(value).__name__}) to state key {key!r}, which is declared "
+        f"{declared}; change what the node writes or the key's type"
+    )
 
 
 def _initial_value(spec: StateKeySpec) -> Any:

@@ -20,6 +20,7 @@ import networkx as nx
 from pydantic import BaseModel
 
 from ..exceptions import Problem, TemplateError
+from ..output import output_problems
 from .compile import END, resolve_import
 from .spec import GraphSpec, NodeSpec
 from .state import BUILTIN_REDUCERS
@@ -40,6 +41,7 @@ def validate_spec(
     problems += _routers(spec, prefix)
     problems += _writes(spec, prefix)
     problems += _variables(spec, prefix, base_dir)
+    problems += _model_node_settings(spec, prefix)
     problems += _tools(spec, tool_names, prefix)
     problems += _functions(spec, base_dir, prefix)
     problems += _nested(spec, tool_names, base_dir, prefix)
@@ -381,6 +383,38 @@ def _prefixed(problem: Problem, prefix: str) -> Problem:
     if not prefix:
         return problem
     return Problem(prefix + problem.location, problem.message, problem.hint, line=problem.line)
+
+
+# --------------------------------------------------------------------------- llm / agent settings
+
+
+def _model_node_settings(spec: GraphSpec, prefix: str) -> Iterator[Problem]:
+    for name, node in spec.nodes.items():
+        config = node.llm or node.agent
+        if config is None:
+            continue
+        where = f"{prefix}nodes.{name}.{node.kind}"
+        if config.history is not None and config.history not in spec.state:
+            yield Problem(
+                f"{where}.history",
+                f"history names state key {config.history!r}, which is not declared",
+                _close(config.history, spec.state) or "declare it as a list of messages",
+            )
+        if config.context:
+            yield from _context_problems(f"{where}.context", config.context)
+        if isinstance(config.output, Mapping):
+            yield from output_problems(f"{where}.output", config.output)
+
+
+def _context_problems(where: str, context: Any) -> Iterator[Problem]:
+    from ..calls import CURRENT_MODEL
+    from ..context.strategies import strategies_from_config
+    from ..exceptions import InvalidParameterError
+
+    try:
+        strategies_from_config(context, chat_model=CURRENT_MODEL)
+    except (InvalidParameterError, TypeError, ValueError) as exc:
+        yield Problem(where, str(exc))
 
 
 # --------------------------------------------------------------------------- tools, functions

@@ -105,8 +105,12 @@ FIELD_DOCS: dict[str, str] = {
     "LlmNode.output": "Structured output: field name → `{type, enum, description, items, "
     "required}`; each field is written to the state key of the same name.",
     "LlmNode.writes": "The state key that receives the answer (or the whole structured output).",
-    "LlmNode.history": "Conversation history to send before the prompt: a state key, or "
-    "settings `{key, strategy, budget}`.",
+    "LlmNode.history": "A state key holding earlier messages (`{role, content}`) to send before "
+    "the prompt.",
+    "LlmNode.context": "How the request is fitted into the model's window: a strategy name "
+    "(`drop_oldest`, `keep_last`, `truncate_middle`, `summarize`, `raise`), `{strategy: ..., "
+    "options}`, or a list of them (default: drop the oldest turns; an input that still does not "
+    "fit is an error).",
     # ------------------------------------------------------------------ AgentNode
     "AgentNode.instructions": "The agent's instructions (a template; the system message).",
     "AgentNode.instructions_file": "The instructions as a file, relative to the workflow's folder.",
@@ -119,7 +123,9 @@ FIELD_DOCS: dict[str, str] = {
     "`prompt` (described in the prompt), or `auto` (native when the model supports it).",
     "AgentNode.output": "Structured final answer, as for `llm`.",
     "AgentNode.writes": "The state key that receives the final answer.",
-    "AgentNode.history": "Conversation history to send first, as for `llm`.",
+    "AgentNode.history": "A state key holding earlier messages to send before the input, as for "
+    "`llm`.",
+    "AgentNode.context": "How the conversation is fitted into the model's window, as for `llm`.",
     "AgentNode.memory": "Load and save the conversation in the workflow's memory store.",
     # ------------------------------------------------------------------ FunctionNode
     "FunctionNode.function": "Import path `module:function` (the workflow's folder is searched "
@@ -157,7 +163,8 @@ FIELD_DOCS: dict[str, str] = {
     "MemoryWriteNode.session": "Template naming the conversation (default: the run's session).",
     "MemoryWriteNode.messages": "Messages to append: `{role, content}` with templates.",
     # ------------------------------------------------------------------ EndNode, Edge
-    "EndNode.status": "The run's status when it ends here.",
+    "EndNode.status": "The run's status when it ends here: `done`, or `failed` (the run ends as "
+    "failed, e.g. a `gave_up` end).",
     "Edge.source": "The source node(s); several make a join.",
     "Edge.target": "The node that follows.",
 }

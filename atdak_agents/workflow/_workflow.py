@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -82,13 +83,49 @@ class Workflow:
         )
 
     async def run(self, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
-        """Run the graph (options as for :meth:`Graph.start`). Unless ``provider=`` is given,
-        model calls go where the file's ``provider:`` section says."""
-        client = self.provider() if options.get("provider") is None else None
-        if client is None:
+        """Run the graph (options as for :meth:`Graph.start`) with what the file declares:
+
+        model calls go where ``provider:`` says (unless ``provider=`` is given), the ``memory:``
+        store is opened (unless ``memory=`` is given) with the session from ``session_id=``,
+        else ``memory.session`` rendered with the inputs; ``${ENV}`` values are masked in every
+        sink (``redactor=`` overrides). Stores and clients opened here are closed after.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            options.setdefault("redactor", self.redactor)
+            if options.get("provider") is None:
+                client = self.provider()
+                if client is not None:
+                    options["provider"] = await stack.enter_async_context(client)
+            if options.get("memory") is None:
+                store = self.memory_store()
+                if store is not None:
+                    stack.push_async_callback(store.close)
+                    options["memory"] = store
+            if options.get("session_id") is None:
+                options["session_id"] = self.session_for(inputs or self.example_inputs)
             return await self.graph.run(inputs, **options)
-        async with client:
-            return await self.graph.run(inputs, **{**options, "provider": client})
+
+    def memory_store(self) -> Any:
+        """A store for the ``memory:`` section (None without one); the caller closes it."""
+        from ..memory import InMemoryStore, SQLiteStore
+
+        section = self.spec.memory
+        if section is None:
+            return None
+        if section.store == "memory":
+            return InMemoryStore()
+        return SQLiteStore(self.resolve_path(section.path))
+
+    def session_for(self, inputs: Mapping[str, Any]) -> str | None:
+        """The memory session of a run: ``memory.session`` rendered with ``inputs`` (None when
+        the file gives no session template)."""
+        section = self.spec.memory
+        if section is None or not section.session:
+            return None
+        from ..templates import PromptTemplate
+
+        rendered = PromptTemplate(section.session, name="memory.session").render(inputs=inputs)
+        return rendered.strip() or None
 
     def run_sync(self, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
         """:meth:`run` for code that is not async (not from inside a running event loop)."""

@@ -78,7 +78,7 @@ def shop_builder() -> GraphBuilder:
         concurrency=2,
     )
     g.human("ask", "Send {{ state.answer }}?", writes="approved", choices=["yes", "no"])
-    g.end("stop", status="stopped")
+    g.end("stop", status="failed")
     g.chain("classify", "route")
     g.edge("agent", "ask")
     g.edge("count", "twice")
@@ -214,7 +214,7 @@ def node_specs(draw: st.DrawFn, names: list[str]) -> dict[str, Any]:
             }
         }
     elif kind == "end":
-        node = {"end": {"status": draw(_TEXT)}}
+        node = {"end": {"status": draw(st.sampled_from(["done", "failed"]))}}
     elif kind == "llm":
         node = {
             "llm": {
