@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import httpx
 
 from ..exceptions import APITimeoutError, ProviderError, UsageError
+from ..tracing.bus import emit
+from ..tracing.events import ModelRetrying
 from ._errors import (
     connection_error,
     is_timeout,
@@ -148,6 +150,7 @@ class _Channel:
             max_retries + 1,
             reason,
         )
+        emit(ModelRetrying, attempt=attempt, reason=reason, wait=wait)
         return RetryDecision(attempt, reason, wait, error)
 
     def _timeout_error(self, why: str) -> APITimeoutError:

@@ -240,3 +240,21 @@ async def test_memory_keeps_a_session_across_runs(
     unseen = [m["content"] for m in atdak_server.requests[2].body["messages"]]
     assert "My name is 小王." not in unseen
     assert other.output == "I don't know."
+
+
+async def test_retries_are_traced_under_their_model_call(atdak_server: LocalAtdakServer) -> None:
+    from atdak_agents import RetryPolicy
+    from atdak_agents.testing import rate_limited
+    from atdak_agents.tracing import MemorySink
+
+    atdak_server.responder = [rate_limited(retry_after=0.01), "fine"]
+    sink = MemorySink()
+    agent = Agent(MODEL)
+    policy = RetryPolicy(initial_backoff=0.01, max_backoff=0.05)
+    async with atdak_server.async_client(retry_policy=policy) as client:
+        result = await agent.run("hi", provider=client, sinks=[sink])
+    assert result.output == "fine"
+    (retry,) = sink.of_type("model_retrying")
+    request = sink.of_type("model_request")[0]
+    assert retry.attempt == 1 and "429" in retry.reason
+    assert retry.span_id == request.span_id  # under the model call it belongs to
