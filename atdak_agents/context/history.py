@@ -92,6 +92,24 @@ class HistoryIndex:
             self._extend(messages, len(old))
         return self
 
+    def extended(self, messages: list[Message]) -> HistoryIndex:
+        """An index of ``messages`` as a new object, reusing this one's counts when
+        ``messages`` only appends to its history; this index is left as it is."""
+        old = self.messages
+        appended = len(messages) >= len(old) and all(map(operator.is_, messages, old))
+        if appended and len(messages) == len(old):
+            return self
+        fresh = HistoryIndex(self.counter)
+        start = 0
+        if appended:
+            fresh.prefix = list(self.prefix)
+            fresh.pinned_end = self.pinned_end
+            fresh.turn_starts = list(self.turn_starts)
+            fresh.turn_prefix = list(self.turn_prefix)
+            start = len(old)
+        fresh._extend(messages, start)
+        return fresh
+
     def _extend(self, messages: list[Message], start: int) -> None:
         count = self.counter.message
         prefix, starts, turn_prefix = self.prefix, self.turn_starts, self.turn_prefix
@@ -294,7 +312,9 @@ class HistoryFitter:
         budget = self.budget_for(max_tokens)
         if shrink != 1.0:
             budget = budget.shrunk(shrink)
-        index = self._index.update(history)
+        # A new index per fit (counts reused): a strategy that awaits (a summary) keeps its own
+        # while other runs of the same agent fit their histories meanwhile.
+        index = self._index = self._index.extended(history)
         ctx = FitContext(budget, self.counter, history, index, tools)
         current = history
         for strategy in self.strategies:
