@@ -191,10 +191,10 @@ async def _tokens(service: WorkflowService, live: LiveRun) -> AsyncIterator[str 
         if item is None:
             yield None
         elif item.type == "token" and writers:
-            event = item.parsed()
-            text = getattr(event, "text", None)
-            if text and event.node in writers:
-                yield service.mask(text, live.served)
+            event = item.fields()
+            text = event.get("text")
+            if text and event.get("node") in writers:
+                yield text
 
 
 def _ending(

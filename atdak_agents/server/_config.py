@@ -26,8 +26,8 @@ class ServerConfig:
     - ``keys``: bearer keys clients must send (``Authorization: Bearer KEY``); ``None`` reads
       them from ``ATDAK_SERVER_KEYS`` (comma-separated). With no keys at all the server answers
       only on loopback (127.0.0.1, ::1) unless ``allow_unauthenticated=True``.
-    - ``database``: the SQLite file holding checkpoints and run events (``None``: in memory,
-      lost at exit).
+    - ``database``: the SQLite file holding the checkpoints (``None``: in memory, lost at
+      exit); run events go to a file beside it, ``NAME.events.db``.
     - ``max_body_bytes``: largest request body; ``max_input_chars``: largest workflow input
       (the inputs as JSON, or the chat messages' text).
     - ``max_runs_per_key``: runs one key may have in progress at once (429 beyond).
@@ -78,6 +78,11 @@ class ServerConfig:
 
     def database_path(self) -> Path | None:
         return Path(self.database) if self.database is not None else None
+
+    def events_path(self) -> Path | None:
+        """The SQLite file of run events: ``server.db`` → ``server.events.db``."""
+        path = self.database_path()
+        return path.with_name(f"{path.stem}.events{path.suffix}") if path is not None else None
 
 
 def key_id(key: str | None) -> str:

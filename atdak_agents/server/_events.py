@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import re
 import sqlite3
 import time
 from collections import OrderedDict, deque
@@ -46,6 +47,11 @@ _FLUSH_BACKLOG = 256  # unstored events that trigger a write even between checkp
 _USAGE_TYPES = ("run_finished", "run_failed", "run_interrupted")
 _LOAD_BATCH = 500
 
+# an event's JSON starts with its type, and its seq comes before any field of outside data
+_HEAD = re.compile(rb'^\{"type":"([a-z_]+)".*?"seq":(\d+)', re.DOTALL)
+_EventRow = tuple[str, int, str, bytes]
+_MetaRow = tuple[str, str, str, int, str, float]
+
 
 @dataclass(slots=True)
 class StoredEvent:
@@ -57,10 +63,15 @@ class StoredEvent:
     event: EventBase | None = None
 
     def parsed(self) -> EventBase:
-        """The event object (parsed from its JSON when it came from the store)."""
+        """The event object (parsed from its JSON)."""
         if self.event is None:
             self.event = event_from_json(self.data)
         return self.event
+
+    def fields(self) -> dict[str, Any]:
+        """The event's fields as plain JSON data (cheaper than :meth:`parsed`)."""
+        data: dict[str, Any] = orjson.loads(self.data)
+        return data
 
 
 @dataclass(slots=True)
@@ -185,10 +196,12 @@ MIGRATIONS = (Migration(1, "run events and run options", _v1_events),)
 
 
 class SQLiteEventStore:
-    """Events in the server's SQLite file (tables ``server_*``, beside the checkpoints).
+    """Events in an SQLite file (tables ``server_*``).
 
     Writes are group-committed: whatever every live run has to store is written in one
-    transaction by one writer task, so many concurrent runs cost few commits.
+    transaction by one writer task, so many concurrent runs cost few commits. Keep it in a file
+    of its own, not the checkpoints' one: two connections writing one file wait for each other's
+    locks, and SQLite waits by sleeping.
     """
 
     def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
@@ -201,15 +214,19 @@ class SQLiteEventStore:
             setup=lambda conn: migrate(conn, path, "server_", MIGRATIONS),
             thread_name="atdak-server-events",
         )
-        self._pending: list[tuple[str, int, str, bytes]] = []
+        self._pending: list[_EventRow] = []
+        self._pending_meta: list[_MetaRow] = []
         self._committed: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
 
     async def append(self, run_id: str, events: Sequence[StoredEvent]) -> None:
         """Store ``events``; returns once they are committed (with other runs' events)."""
-        if not events:
-            return
-        self._pending.extend((run_id, e.seq, e.type, e.data) for e in events)
+        if events:
+            await self._commit([(run_id, e.seq, e.type, e.data) for e in events], [])
+
+    async def _commit(self, events: list[_EventRow], metas: list[_MetaRow]) -> None:
+        self._pending.extend(events)
+        self._pending_meta.extend(metas)
         if self._committed is None:
             self._committed = asyncio.get_running_loop().create_future()
         committed = self._committed
@@ -218,12 +235,13 @@ class SQLiteEventStore:
         await asyncio.shield(committed)
 
     async def _write(self) -> None:
-        while self._pending:
+        while self._pending or self._pending_meta:
             rows, self._pending = self._pending, []
+            metas, self._pending_meta = self._pending_meta, []
             done, self._committed = self._committed, None
             assert done is not None
             try:
-                await self._worker.call("append", _insert, rows)
+                await self._worker.call("append", _insert, rows, metas)
             except BaseException as exc:
                 if not done.done():
                     done.set_exception(exc)
@@ -249,7 +267,7 @@ class SQLiteEventStore:
 
     async def save_meta(self, meta: RunMeta) -> None:
         row = (meta.run_id, meta.workflow, meta.key_id, int(meta.tokens), meta.kind)
-        await self._worker.call("save_meta", _save_meta, (*row, meta.created_at))
+        await self._commit([], [(*row, meta.created_at)])
 
     async def get_meta(self, run_id: str) -> RunMeta | None:
         row = await self._worker.call("get_meta", _get_meta, run_id)
@@ -263,12 +281,16 @@ class SQLiteEventStore:
         await self._worker.close()
 
 
-def _insert(conn: sqlite3.Connection, rows: list[tuple[str, int, str, bytes]]) -> None:
+def _insert(conn: sqlite3.Connection, rows: list[_EventRow], metas: list[_MetaRow]) -> None:
     with write_transaction(conn):
-        conn.executemany(
-            "INSERT OR REPLACE INTO server_events (run_id, seq, type, data) VALUES (?, ?, ?, ?)",
-            rows,
-        )
+        if metas:
+            conn.executemany("INSERT OR REPLACE INTO server_runs VALUES (?, ?, ?, ?, ?, ?)", metas)
+        if rows:
+            conn.executemany(
+                "INSERT OR REPLACE INTO server_events (run_id, seq, type, data) "
+                "VALUES (?, ?, ?, ?)",
+                rows,
+            )
 
 
 def _select(conn: sqlite3.Connection, run_id: str, after: int, limit: int) -> list[Any]:
@@ -291,11 +313,6 @@ def _usage_rows(conn: sqlite3.Connection, run_id: str) -> list[bytes]:
         (run_id, *_USAGE_TYPES),
     ).fetchall()
     return [bytes(row[0]) for row in rows]
-
-
-def _save_meta(conn: sqlite3.Connection, row: tuple[Any, ...]) -> None:
-    with write_transaction(conn):
-        conn.execute("INSERT OR REPLACE INTO server_runs VALUES (?, ?, ?, ?, ?, ?)", row)
 
 
 def _get_meta(conn: sqlite3.Connection, run_id: str) -> tuple[Any, ...] | None:
@@ -323,7 +340,7 @@ class RunChannel:
         self.ended = False
         self._events: deque[StoredEvent] = deque()
         self._stored = base
-        self._changed: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[bool]] = []
         self._lock = asyncio.Lock()
         self._flushes: set[asyncio.Task[None]] = set()
 
@@ -351,13 +368,16 @@ class RunChannel:
         without either."""
         if self.ended:
             return True
-        if self._changed is None:
-            self._changed = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(waiter)
+        timer = loop.call_later(timeout, _settle, waiter, False)  # cheaper than wait_for
         try:
-            await asyncio.wait_for(asyncio.shield(self._changed), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+            return await waiter
+        finally:
+            timer.cancel()
+            if not waiter.done() and waiter in self._waiters:  # the reader was cancelled
+                self._waiters.remove(waiter)
 
     @property
     def first_seq(self) -> int:
@@ -369,9 +389,9 @@ class RunChannel:
         self._wake()
 
     def _wake(self) -> None:
-        waiter, self._changed = self._changed, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            _settle(waiter, True)
 
     async def flush(self) -> None:
         """Write what is not stored yet; keep only ``buffer`` stored events in memory."""
@@ -399,9 +419,20 @@ class RunChannel:
         self._wake()
 
 
+def _settle(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
+
+
 class EventRecorder:
     """The sink a served run writes its events to: numbers them after ``channel.base``, masks
-    secrets in their JSON (``redact``) and hands them to the channel."""
+    secrets in their JSON (``redact``) and hands them to the channel.
+
+    A *line* sink: the bus gives it each event already serialised, so a served run's events are
+    never built as objects unless someone else wants them.
+    """
+
+    takes_lines = True
 
     def __init__(
         self, channel: RunChannel, redact: Callable[[bytes], bytes], *, wants_tokens: bool
@@ -410,12 +441,19 @@ class EventRecorder:
         self.redact = redact
         self.wants_tokens = wants_tokens
 
-    def write(self, event: EventBase) -> None:
+    def write_line(self, line: bytes) -> None:
+        head = _HEAD.match(line)
+        if head is None:  # pragma: no cover - the bus always writes type first, seq early
+            log.error("run %s: an event line without type or seq: %.80r", self.channel.run_id, line)
+            return
+        kind, seq = head.group(1).decode(), int(head.group(2))
         base = self.channel.base
         if base:
-            event = dataclasses.replace(event, seq=event.seq + base)
-        data = self.redact(event_to_json(event))
-        self.channel.add(StoredEvent(event.seq, event.type, data, event))
+            line = line.replace(b'"seq":%d' % seq, b'"seq":%d' % (seq + base), 1)
+        self.channel.add(StoredEvent(seq + base, kind, self.redact(line.rstrip(b"\n"))))
+
+    def write(self, event: EventBase) -> None:
+        self.write_line(event_to_json(event))
 
     def close(self) -> None:
         return None  # the run manager ends the channel once the run has stopped

@@ -100,13 +100,13 @@ class WorkflowService:
                     log.info("resuming %d runs left by a previous server", resumed)
 
     def _stores(self) -> tuple[Checkpointer, EventStore]:
-        path = self.config.database_path()
-        if path is None:
+        path, events_path = self.config.database_path(), self.config.events_path()
+        if path is None or events_path is None:
             checkpointer: Checkpointer = InMemoryCheckpointer(lease_ttl=self.config.lease_ttl)
             events: EventStore = InMemoryEventStore()
         else:
             checkpointer = SQLiteCheckpointer(path, lease_ttl=self.config.lease_ttl)
-            events = SQLiteEventStore(os.fspath(path))
+            events = SQLiteEventStore(os.fspath(events_path))
         self._owned += [events, checkpointer]
         return checkpointer, events
 

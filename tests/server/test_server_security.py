@@ -231,7 +231,7 @@ def test_the_upstream_key_never_reaches_a_client_a_trace_a_log_or_the_database(
     assert UPSTREAM_KEY not in everything
     # the stored trace and the stored errors hold no key (the checkpointed state holds what the
     # model answered, which here repeats it: that is the run's data, not a trace)
-    assert _rows_with(tmp_path / "s.db", UPSTREAM_KEY, "server_events", "*") == []
+    assert _rows_with(tmp_path / "s.events.db", UPSTREAM_KEY, "server_events", "*") == []
     assert _rows_with(tmp_path / "s.db", UPSTREAM_KEY, "checkpoint_runs", "error") == []
     assert all_logs.lines  # the logs were captured (so the check above means something)
 
