@@ -23,6 +23,7 @@ import operator
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Protocol, runtime_checkable
 
 from ..exceptions import UsageError
@@ -264,6 +265,7 @@ class HistoryFitter:
         self._profile = model
         self.max_tokens = max_tokens
         self.safety_margin = safety_margin
+        self._budgets: dict[tuple[int | None, int | None], ContextBudget] = {}
         self.budget = self.budget_for(max_tokens)
         chosen = _default_strategies() if strategies is None else list(strategies)
         self.strategies: list[HistoryStrategy] = [_as_strategy(s) for s in chosen]
@@ -287,9 +289,15 @@ class HistoryFitter:
     def budget_for(self, max_tokens: int | None) -> ContextBudget:
         """The budget for an answer of up to ``max_tokens`` (the fitter's default when None)."""
         reserve = self.max_tokens if max_tokens is None else max_tokens
-        return ContextBudget.for_model(
-            self._profile, max_tokens=reserve, safety_margin=self.safety_margin
-        )
+        key = (reserve, self.safety_margin)
+        budget = self._budgets.get(key)
+        if budget is None:
+            budget = ContextBudget.for_model(
+                self._profile, max_tokens=reserve, safety_margin=self.safety_margin
+            )
+            if isinstance(self._profile, ModelProfile) and len(self._budgets) < 64:
+                self._budgets[key] = budget  # a profile object's budgets never change
+        return budget
 
     def estimate(self, messages: Sequence[MessageLike]) -> int:
         """Calibrated prompt tokens of ``messages`` for this fitter's model."""
@@ -333,10 +341,14 @@ class HistoryFitter:
     async def fit_request(
         self, request: ChatCompletionRequest, *, shrink: float = 1.0
     ) -> ChatCompletionRequest:
-        """A copy of ``request`` whose messages fit (its own ``max_tokens`` and tools counted)."""
+        """``request`` with messages that fit (its own ``max_tokens`` and tools counted): a copy
+        when fitting changed them, else ``request`` itself."""
         messages = await self.fit(
             request.messages, max_tokens=request.max_tokens, tools=request.tools, shrink=shrink
         )
+        sent = request.messages
+        if len(messages) == len(sent) and all(map(operator.is_, messages, sent)):
+            return request
         return request.model_copy(update={"messages": messages})
 
     def _normalise(self, messages: Sequence[MessageLike]) -> list[Message]:
@@ -345,6 +357,8 @@ class HistoryFitter:
             if all(isinstance(m, Message) for m in messages[seen:]) and all(
                 map(operator.is_, messages[:seen], self._index.messages)
             ):
+                return messages  # the last history plus new messages: O(new) checks
+            if all(map(isinstance, messages, repeat(Message))):
                 return messages
         return [as_message(m) for m in messages]
 
