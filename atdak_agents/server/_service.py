@@ -16,7 +16,9 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import Scope
 
+from ..exceptions import UsageError
 from ..graph.checkpoint import Checkpointer, InMemoryCheckpointer
+from ..graph.engine import RunResult
 from ..graph.spec import ProviderSpec, StoreSpec
 from ..graph.sqlite_checkpoint import SQLiteCheckpointer
 from ..providers.base import ChatModel
@@ -181,6 +183,34 @@ class WorkflowService:
                 log.error("closing %s: %s", type(thing).__name__, exc)
         self._owned.clear()
         self._manager = None
+
+    # ------------------------------------------------------------------ from Python
+
+    async def run(
+        self,
+        workflow: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        session_id: str | None = None,
+    ) -> RunResult:
+        """Run a served workflow from code in the same process — with the server's pooled
+        client, checkpoints and event log, as any run — and return its result."""
+        await self.start()
+        manager = self.manager
+        try:
+            served = manager.workflow(workflow)
+            served.check_session(session_id)
+            live = await manager.start(
+                served,
+                inputs or {},
+                session_id=session_id,
+                key_id="in-process",
+                tokens=False,
+                kind="api",
+            )
+        except HTTPError as exc:
+            raise UsageError(exc.message) from None
+        return await asyncio.shield(live.finished)
 
     # ------------------------------------------------------------------ callers
 
