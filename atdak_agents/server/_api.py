@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 _MAX_LIST = 1000
+
+log = logging.getLogger("atdak_agents.server")
 
 
 async def start_run(service: WorkflowService, request: Request) -> Response:
@@ -137,6 +140,8 @@ async def _events(
         ):
             yield HEARTBEAT if item is None else sse_event(item)
         finished = True
+    except Exception as exc:  # the stream has started: log it and end it (clients reconnect)
+        log.error("event stream of run %s: %s", run_id, service.mask(repr(exc)))
     finally:
         if cancel_on_disconnect and not finished and run_id in manager.live:
             manager.in_background(manager.cancel(run_id))

@@ -151,7 +151,12 @@ def _bind(
                 param=unknown[0],
                 code="unknown_parameter",
             )
-        return await handler(service, request)
+        try:
+            return await handler(service, request)
+        except HTTPError:
+            raise
+        except Exception as exc:  # answered here, so no unmasked traceback reaches a log
+            return _crashed(service, request, exc)
 
     endpoint.__name__ = handler.__name__
     return endpoint
@@ -180,11 +185,15 @@ def _starlette_error(request: Request, exc: Exception) -> Response:
 
 def _crash(service: WorkflowService) -> Callable[[Request, Exception], Response]:
     def handle(request: Request, exc: Exception) -> Response:
-        log.error("%s %s: %s", request.method, request.url.path, service.mask(repr(exc)))
-        message = "internal server error; the server's log says more"
-        return json_response(error_payload(500, message, code="internal_error"), 500)
+        return _crashed(service, request, exc)
 
     return handle
+
+
+def _crashed(service: WorkflowService, request: Request, exc: Exception) -> Response:
+    log.error("%s %s: %s", request.method, request.url.path, service.mask(repr(exc)))
+    message = "internal server error; the server's log says more"
+    return json_response(error_payload(500, message, code="internal_error"), 500)
 
 
 # --------------------------------------------------------------------------- the guard

@@ -158,6 +158,7 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     chunk = _Chunks(live, int(time.time()))
     mask = service.mask_bytes
+    finished = False
     try:
         yield sse_data(chunk.delta({"role": "assistant", "content": ""}))
         streamed: list[str] = []
@@ -170,10 +171,14 @@ async def _stream(
         result = await asyncio.shield(live.finished)
         for part in _ending(service, live, result, "".join(streamed), chunk, body):
             yield mask(part)
-    except asyncio.CancelledError:
-        if body.cancel_on_disconnect and not live.finished.done():
+        finished = True
+    except Exception as exc:  # after the answer started, an error can only be a last chunk
+        log.error("chat stream of run %s: %s", live.run.id, service.mask(repr(exc)))
+        problem = HTTPError(500, "internal server error; the server's log says more")
+        yield sse_data(problem.payload()) + DONE
+    finally:
+        if not finished and body.cancel_on_disconnect and not live.finished.done():
             service.manager.in_background(service.manager.cancel(live.run.id))
-        raise
 
 
 async def _tokens(service: WorkflowService, live: LiveRun) -> AsyncIterator[str | None]:

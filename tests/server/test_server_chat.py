@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import serving, sse_messages
+from server_helpers import Gate, serving, sse_messages, wait_for
 
 from atdak_agents import AsyncAtdakClient, AtdakClient
 from atdak_agents.testing import LocalAtdakServer, Reply
@@ -214,3 +214,40 @@ def test_models_lists_the_workflows(upstream: LocalAtdakServer, tmp_path: Path) 
     with serving(upstream, tmp_path) as server:
         models = httpx.get(f"{server.url}/v1/models").json()
     assert [m["id"] for m in models["data"]] == ["echo", "three", "remember", "approve", "slow"]
+
+
+@pytest.mark.parametrize("cancel", [False, True])
+def test_a_streamed_chat_whose_client_leaves(
+    upstream: LocalAtdakServer, tmp_path: Path, gate: Gate, cancel: bool
+) -> None:
+    body = {
+        "model": "slow",
+        "messages": [{"role": "user", "content": "{}"}],
+        "stream": True,
+        "cancel_on_disconnect": cancel,
+    }
+    with serving(upstream, tmp_path) as server, httpx.Client(base_url=server.url) as http:
+        with http.stream("POST", "/v1/chat/completions", json=body) as response:
+            run_id = response.headers["x-run-id"]
+            assert gate.entered.wait(5)
+        gate.release.set()  # the client has gone
+        info = wait_for(http, run_id, "interrupted" if cancel else "done")
+    if cancel:
+        assert info["reason"] == "cancelled" and info["step"] == 0
+    else:
+        assert info["output"] == {"answer": ["slow", "quick", "quick"]}
+
+
+def test_every_run_shares_one_pooled_upstream_client(
+    upstream: LocalAtdakServer, tmp_path: Path
+) -> None:
+    from atdak_agents.providers.client import AsyncAtdakClient
+
+    with serving(upstream, tmp_path) as server, httpx.Client(base_url=server.url) as http:
+        for model in ("echo", "three", "echo"):
+            body = {"model": model, "messages": [{"role": "user", "content": "x"}]}
+            assert http.post("/v1/chat/completions", json=body).status_code == 200
+        clients = {id(w.provider) for w in server.app.service.workflows.values()}
+        client = server.app.service.workflows["echo"].provider
+    assert len(clients) == 1 and isinstance(client, AsyncAtdakClient)
+    assert client.max_connections == 1000  # a pool, not a connection per run

@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-from server_helpers import GATES, Gate, all_graphs, provider_of, read_events, serving, wait_for
+from server_helpers import Gate, all_graphs, provider_of, read_events, serving, wait_for
 
 from atdak_agents.graph.sqlite_checkpoint import SQLiteCheckpointer
 from atdak_agents.server import BackgroundServer, ServerConfig, create_app
 from atdak_agents.testing import LocalAtdakServer
-
-
-@pytest.fixture
-def gate() -> Iterator[Gate]:
-    GATES["slow"] = gate = Gate()
-    yield gate
-    gate.release.set()
 
 
 async def _stored(path: Path, run_id: str) -> tuple[str, int, str | None]:

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_helpers import GATES, Gate, read_events, serving, wait_for
+from server_helpers import Gate, read_events, serving, wait_for
 
 from atdak_agents.testing import LocalAtdakServer, Reply
-
-
-@pytest.fixture
-def gate() -> Iterator[Gate]:
-    GATES["slow"] = gate = Gate()
-    yield gate
-    gate.release.set()
 
 
 def _start(http: httpx.Client, workflow: str, inputs: dict, **extra: object) -> str:
