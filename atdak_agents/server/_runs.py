@@ -30,13 +30,14 @@ from ..exceptions import (
 from ..graph.checkpoint import Checkpointer, RunRecord
 from ..graph.engine import Run, RunResult, new_run_id
 from ..tracing.events import EventBase, RunFailed, RunInterrupted, event_to_json
-from ..usage import RunUsage
 from ._config import ServerConfig
 from ._errors import HTTPError
 from ._events import EventRecorder, EventStore, RunChannel, RunMeta, StoredEvent, add_usage
+from ._limits import KeyLimiter
+from ._runinfo import live_info, stored_info, unknown_run, usage_dict
 from ._served import ServedWorkflow
 
-__all__ = ["CANCELLED", "SHUTDOWN_REASON", "KeyLimiter", "LiveRun", "RunManager"]
+__all__ = ["CANCELLED", "SHUTDOWN_REASON", "LiveRun", "RunManager"]
 
 log = logging.getLogger("atdak_agents.server")
 
@@ -70,36 +71,6 @@ class LiveRun:
     def cancelling(self) -> bool:
         """Whether a cancel was asked for (read anew each time: it changes while driving)."""
         return self.cancel_requested
-
-
-class KeyLimiter:
-    """At most ``limit`` runs in progress per server key."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._active: dict[str, int] = {}
-
-    def acquire(self, key: str) -> None:
-        count = self._active.get(key, 0)
-        if count >= self.limit:
-            raise HTTPError(
-                429,
-                f"this key already has {count} runs in progress (the limit is {self.limit}); "
-                "retry when one has finished",
-                code="too_many_runs",
-                headers={"Retry-After": "1"},
-            )
-        self._active[key] = count + 1
-
-    def release(self, key: str) -> None:
-        count = self._active.get(key, 0) - 1
-        if count > 0:
-            self._active[key] = count
-        else:
-            self._active.pop(key, None)
-
-    def active(self, key: str) -> int:
-        return self._active.get(key, 0)
 
 
 class RunManager:
@@ -206,7 +177,7 @@ class RunManager:
             raise HTTPError(409, f"run {run_id} is running now", code="run_running")
         record = await self.checkpointer.get_run(run_id)
         if record is None:
-            raise _unknown_run(run_id)
+            raise unknown_run(run_id)
         status = record.status
         if status in ENDED:
             raise HTTPError(409, f"run {run_id} has ended ({status})", code="run_ended")
@@ -384,7 +355,7 @@ class RunManager:
             return
         record = await self.checkpointer.get_run(run_id)
         if record is None:
-            raise _unknown_run(run_id)
+            raise unknown_run(run_id)
         if record.status in ENDED:
             raise HTTPError(409, f"run {run_id} has ended ({record.status})", code="run_ended")
         if record.status == "interrupted" and record.error == CANCELLED:
@@ -419,14 +390,14 @@ class RunManager:
         live = self.live.get(run_id)
         record = await self.checkpointer.get_run(run_id)
         if record is None and live is None:
-            raise _unknown_run(run_id)
+            raise unknown_run(run_id)
         usage = await self.events.usage(run_id)
         if live is not None:
             add_usage(usage, usage_dict(live.run.env.usage))
-            return _live_info(live, record, usage)
+            return live_info(live, record, usage)
         assert record is not None
         last = await self.events.last_seq(run_id)
-        return _stored_info(record, usage, last)
+        return stored_info(record, usage, last)
 
     async def list(
         self, *, workflow: str | None, status: str | None, session_id: str | None, limit: int
@@ -525,70 +496,3 @@ class RunManager:
                 )
             except StoreError as exc:
                 log.error("run %s: %s", run_id, exc)
-
-
-def usage_dict(usage: RunUsage) -> dict[str, Any]:
-    """A run's usage as events and the API carry it."""
-    return {
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "tool_calls": usage.tool_calls,
-        "estimated_requests": usage.estimated_requests,
-        "cost": usage.cost,
-    }
-
-
-def _unknown_run(run_id: str) -> HTTPError:
-    return HTTPError(
-        404, f"no run {run_id!r} here (GET /v1/runs lists the runs)", code="run_not_found"
-    )
-
-
-def _usage_info(usage: dict[str, Any]) -> dict[str, Any]:
-    keys = ("requests", "input_tokens", "output_tokens", "tool_calls", "estimated_requests")
-    info: dict[str, Any] = {key: int(usage.get(key) or 0) for key in keys}
-    info["cost"] = usage.get("cost")
-    return info
-
-
-def _live_info(live: LiveRun, record: RunRecord | None, usage: dict[str, Any]) -> dict[str, Any]:
-    run = live.run
-    status = run.status if run.status != "pending" else "running"
-    now = time.time()
-    return {
-        "id": run.id,
-        "workflow": live.served.name,
-        "status": status,
-        "live": True,
-        "step": run.steps,
-        "session_id": run.env.session_id,
-        "question": run.question if status == "waiting" else None,
-        "output": run.result().output if status == "done" else None,
-        "error": run.error if status == "failed" else None,
-        "reason": run.reason if status == "interrupted" else None,
-        "usage": _usage_info(usage),
-        "created_at": record.created_at if record is not None else live.meta.created_at,
-        "updated_at": record.updated_at if record is not None else now,
-        "last_event_id": live.channel.last_seq,
-    }
-
-
-def _stored_info(record: RunRecord, usage: dict[str, Any], last: int) -> dict[str, Any]:
-    status = record.status
-    return {
-        "id": record.run_id,
-        "workflow": record.graph,
-        "status": status,
-        "live": False,
-        "step": record.step,
-        "session_id": record.session_id,
-        "question": record.question if status == "waiting" else None,
-        "output": record.output if status == "done" else None,
-        "error": record.error if status == "failed" else None,
-        "reason": record.error if status == "interrupted" else None,
-        "usage": _usage_info(usage),
-        "created_at": record.created_at,
-        "updated_at": record.updated_at,
-        "last_event_id": last,
-    }
