@@ -168,3 +168,30 @@ def _run(coroutine):  # type: ignore[no-untyped-def]
     import asyncio
 
     return asyncio.run(coroutine)
+
+
+def test_a_run_left_by_a_crashed_process_is_resumed_once_its_lease_expires(
+    upstream: LocalAtdakServer, tmp_path: Path
+) -> None:
+    from server_helpers import three_step_graph
+
+    upstream.responder = ["sorted", "drafted", "the answer"]
+    db = tmp_path / "server.db"
+
+    async def crash_after_one_step() -> str:
+        async with (
+            upstream.async_client() as client,
+            SQLiteCheckpointer(db, lease_ttl=0.5) as store,
+        ):
+            run = three_step_graph().start({"question": "q"}, provider=client, checkpointer=store)
+            await run.step()  # step 1 is committed; then the process "dies" holding the lease
+            return run.id
+
+    run_id = _run(crash_after_one_step())
+    with (
+        serving(upstream, tmp_path, lease_ttl=0.5) as server,
+        httpx.Client(base_url=server.url) as http,
+    ):
+        done = wait_for(http, run_id, "done")  # resumed once the dead process's lease expired
+    assert done["output"] == {"answer": "the answer"}
+    assert len(upstream.requests) == 3  # the committed step's model call was not made again
