@@ -60,7 +60,8 @@ def add_command(subparsers: Subparsers) -> Runner:
         "--db",
         default=DEFAULT_SERVER_DB,
         metavar="PATH",
-        help=f"the SQLite file for checkpoints and run events (default {DEFAULT_SERVER_DB})",
+        help=f"the SQLite file of checkpoints (default {DEFAULT_SERVER_DB}); run events go to "
+        "NAME.events.db beside it",
     )
     parser.add_argument(
         "--allow-unauthenticated",
