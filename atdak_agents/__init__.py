@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from .providers.client import AsyncAtdakClient, AtdakClient
     from .providers.profiles import ModelProfile, model_profile, register_model
     from .providers.streaming import StreamAccumulator
+    from .server import ChatMapping, ServerConfig, create_app
     from .templates import PromptEnvironment, PromptTemplate
     from .tools import RunContext, Tool, ToolRegistry, ToolResult, tool
     from .usage import RunUsage, UsageLimits
@@ -87,6 +88,7 @@ _EXPORTS: dict[str, str] = {
     "ChatCompletion": "providers._wire",
     "ChatCompletionChunk": "providers._wire",
     "ChatCompletionRequest": "providers._wire",
+    "ChatMapping": "server",
     "ChatModel": "providers.base",
     "ChatStream": "providers.base",
     "Checkpointer": "graph.checkpoint",
@@ -128,6 +130,7 @@ _EXPORTS: dict[str, str] = {
     "RunUsage": "usage",
     "SQLiteCheckpointer": "graph.sqlite_checkpoint",
     "SQLiteStore": "memory",
+    "ServerConfig": "server",
     "StepRecord": "graph.checkpoint",
     "StreamAccumulator": "providers.streaming",
     "StreamError": "exceptions",
@@ -147,6 +150,7 @@ _EXPORTS: dict[str, str] = {
     "WorkflowError": "exceptions",
     "build_graph": "graph.build",
     "count_tokens": "context.tokens",
+    "create_app": "server",
     "dump_workflow": "workflow",
     "load_workflow": "workflow",
     "loads_workflow": "workflow",
@@ -172,6 +176,7 @@ __all__ = [
     "ChatCompletion",
     "ChatCompletionChunk",
     "ChatCompletionRequest",
+    "ChatMapping",
     "ChatModel",
     "ChatStream",
     "Checkpointer",
@@ -213,6 +218,7 @@ __all__ = [
     "RunUsage",
     "SQLiteCheckpointer",
     "SQLiteStore",
+    "ServerConfig",
     "StepRecord",
     "StreamAccumulator",
     "StreamError",
@@ -232,6 +238,7 @@ __all__ = [
     "WorkflowError",
     "build_graph",
     "count_tokens",
+    "create_app",
     "dump_workflow",
     "load_workflow",
     "loads_workflow",
