@@ -32,7 +32,7 @@ from ..exceptions import (
     UsageError,
     UsageLimitExceeded,
 )
-from ..tracing.bus import Scope, current_scope, new_span_id, scope
+from ..tracing.bus import Scope, current_scope, scope
 from ..tracing.events import (
     CheckpointSaved,
     EventBase,
@@ -405,7 +405,7 @@ class Run:
         failed_end = self._failed_end() if self.status == "done" else None
         if failed_end is not None:
             self.status = "failed"
-        if changed:
+        if changed and StateUpdated in self.env.bus.wanted:  # live views only, by default
             values = {key: self.state[key] for key in changed}
             self._root.emit(StateUpdated, keys=changed, values=values)
         await self._save(number, tasks, updates)
@@ -647,7 +647,8 @@ def _root_scope(env: RunEnv, prefix: str) -> Scope:
     """A run's root span; a subgraph's hangs under the node that runs it, so a trace is a tree."""
     parent = current_scope() if prefix else None
     parent_id = parent.span_id if parent is not None else None
-    return Scope(env.bus, env.run_id, new_span_id(), parent_id, None, prefix.rstrip("/") or None)
+    span_id = env.bus.new_span_id()
+    return Scope(env.bus, env.run_id, span_id, parent_id, None, prefix.rstrip("/") or None)
 
 
 def empty_books() -> dict[str, Any]:

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..exceptions import NodeError, RunError, ToolSignal, UsageError
 from ..providers.base import ChatModel
 from ..providers.profiles import ModelRegistry, default_registry
-from ..tracing.bus import EventBus, Scope, current_scope, emit, enter, leave, new_span_id
-from ..tracing.events import MapStarted, NodeFinished, NodeStarted
+from ..tracing.bus import EventBus, emit
+from ..tracing.events import MapStarted
 from ..usage import RunUsage, UsageLimits
 from ._stepping import Resumed, first_step
 from .expressions import Expression
@@ -144,63 +142,23 @@ class NodeRunner(Protocol):
 
 
 async def run_node(runner: NodeRunner, ctx: NodeContext, journal: Journal | None) -> NodeOutcome:
-    """Run one node: journal its calls under its path and, when someone listens, trace it."""
+    """Run one node: journal its calls under its path and, when someone listens, trace it in
+    its own span (what it emits hangs under it; its ``node_finished`` says when it started and
+    what it wrote, or the error it raised)."""
+    bus = ctx.env.bus
+    node = bus.enter_node(ctx.path, ctx.step, runner.kind) if bus.active else None
     try:
-        if not ctx.env.bus.active:
-            with task_journal(journal, ctx.path):
-                return await runner.run(ctx)
-        with _NodeTrace(runner.kind, ctx) as trace, task_journal(journal, ctx.path):
+        with task_journal(journal, ctx.path):
             outcome = await runner.run(ctx)
-            trace.finished(outcome)
-            return outcome
-    except (RunError, UsageError, ToolSignal):
-        raise
-    except Exception as exc:
+    except BaseException as exc:
+        if node is not None:
+            bus.leave_node(node, None, exc)
+        if isinstance(exc, RunError | UsageError | ToolSignal) or not isinstance(exc, Exception):
+            raise
         raise NodeError(ctx.path, f"failed: {type(exc).__name__}: {exc}") from exc
-
-
-class _NodeTrace:
-    """A node's span: ``node_started`` on entry, ``node_finished`` (with the keys it wrote, or
-    the error it raised) at the end; its scope is the current one in between."""
-
-    __slots__ = ("_kind", "_scope", "_started", "_token")
-
-    def __init__(self, kind: str, ctx: NodeContext) -> None:
-        parent = current_scope()
-        if parent is None:  # pragma: no cover - the engine always sets a scope
-            parent = Scope(ctx.env.bus, ctx.env.run_id, new_span_id())
-        self._scope = parent.child(node=ctx.path, step=ctx.step)
-        self._kind = kind
-
-    def __enter__(self) -> _NodeTrace:
-        self._token = enter(self._scope)
-        self._started = time.monotonic()
-        self._scope.emit(NodeStarted, kind=self._kind)
-        return self
-
-    def finished(self, outcome: NodeOutcome) -> None:
-        duration = time.monotonic() - self._started
-        updated = list(outcome.updates) if outcome.updates else []
-        self._scope.emit(
-            NodeFinished, kind=self._kind, duration=duration, updated=updated, error=None
-        )
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if error is not None:
-            duration = time.monotonic() - self._started
-            self._scope.emit(
-                NodeFinished,
-                kind=self._kind,
-                duration=duration,
-                updated=[],
-                error=f"{type(error).__name__}: {error}",
-            )
-        leave(self._token)
+    if node is not None:
+        bus.leave_node(node, outcome.updates)
+    return outcome
 
 
 # --------------------------------------------------------------------------- function

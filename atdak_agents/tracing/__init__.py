@@ -12,7 +12,14 @@ from .bus import EventBus, LineSink, Scope, Sink, Subscription, current_scope, e
 from .console import ConsoleSink
 from .events import EVENT_ADAPTER, Event, EventBase, event_from_json, event_to_json
 from .redact import Redactor
-from .sinks import JsonlSink, MemorySink, StructlogSink, read_jsonl, replay
+from .sinks import (
+    JsonlSink,
+    MemorySink,
+    StructlogSink,
+    read_jsonl,
+    replay,
+    restore_node_starts,
+)
 
 if TYPE_CHECKING:
     from .otel import OtelSink
@@ -38,6 +45,7 @@ __all__ = [
     "event_to_json",
     "read_jsonl",
     "replay",
+    "restore_node_starts",
     "scope",
     "span",
 ]

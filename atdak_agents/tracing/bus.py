@@ -6,6 +6,11 @@ with :func:`emit`; which run, node and span an event belongs to comes from a ``C
 (:class:`Scope`), so concurrent branches each carry their own. When nobody listens, emitting costs
 one ``ContextVar`` lookup.
 
+Each sink and subscriber receives only the event types it wants (a sink says so with a
+``wants(event_type)`` method; without one it gets everything): a JSONL trace leaves out
+``node_started``, ``state_updated`` and ``token`` unless asked. Which types anyone wants is
+worked out when sinks and subscriptions change, so an event nobody wants is never built.
+
 The bus applies the run's privacy settings once, for everyone: with ``content=False`` message
 contents, arguments and values are dropped (sizes and token counts stay), and its
 :class:`~atdak_agents.tracing.redact.Redactor` masks secrets in what every sink and subscriber
@@ -24,22 +29,29 @@ import asyncio
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar, Token
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import orjson
+
 from .events import (
     CONTENT_FIELDS,
+    EVENT_TYPES,
+    LINE_OPTIONS,
     OWN_FIELD_COUNTS,
     RECORD_DEFAULTS,
     SENSITIVE_FIELDS,
     TYPE_NAMES,
     EventBase,
+    NodeFinished,
+    NodeStarted,
     encode_line,
+    encode_value,
     event_record,
+    jsonable,
     without_content,
 )
 
@@ -49,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EventBus",
     "LineSink",
+    "NodeScope",
     "Scope",
     "Sink",
     "Subscription",
@@ -59,13 +72,18 @@ __all__ = [
     "new_span_id",
     "scope",
     "span",
+    "wants",
 ]
 
 E = TypeVar("E", bound=EventBase)
 
 
 class Sink(Protocol):
-    """Where a trace goes: ``write`` gets every event of a run, ``close`` ends the run."""
+    """Where a trace goes: ``write`` gets each event of a run, ``close`` ends the run.
+
+    A sink may also define ``wants(event_type) -> bool``: it then receives only the types it
+    wants (asked once, when it is added to a run, not per event).
+    """
 
     def write(self, event: EventBase) -> None: ...
 
@@ -78,6 +96,26 @@ class LineSink(Sink, Protocol):
     takes_lines: bool
 
     def write_line(self, line: bytes) -> None: ...
+
+
+ALL_TYPES: frozenset[str] = frozenset(EVENT_TYPES)
+
+
+def wants(consumer: Any, event_type: str) -> bool:
+    """Whether ``consumer`` (a sink, a subscription, a callable) takes events of that type."""
+    return event_type in types_of(consumer)
+
+
+def types_of(consumer: Any) -> frozenset[str]:
+    """The event types ``consumer`` takes: its ``event_types``, else those its ``wants(type)``
+    accepts, else all."""
+    types = getattr(consumer, "event_types", None)
+    if types is not None:
+        return frozenset(types)
+    method = getattr(consumer, "wants", None)
+    if method is None:
+        return ALL_TYPES
+    return frozenset(name for name in EVENT_TYPES if method(name))
 
 
 def new_span_id() -> str:
@@ -101,6 +139,10 @@ class Subscription:
     ) -> None:
         self._include = frozenset(include) if include is not None else None
         self._exclude = frozenset(exclude)
+        #: The event types it takes.
+        self.event_types = (
+            ALL_TYPES if self._include is None else ALL_TYPES & self._include
+        ) - self._exclude
         self._content = content
         self._items: deque[EventBase] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -112,7 +154,8 @@ class Subscription:
         return self._include is None or event_type in self._include
 
     def push(self, event: EventBase) -> None:
-        if self._closed or not self.wants(event.type):
+        """Queue ``event`` (the bus pushes only the types this subscription wants)."""
+        if self._closed:
             return
         self._items.append(event if self._content else without_content(event))
         self._wake()
@@ -147,6 +190,69 @@ class Subscription:
         return items
 
 
+class _Route:
+    """Who receives one event type: indices into the bus's object sinks, subscribers and
+    line sinks."""
+
+    __slots__ = ("lines", "objects", "subscribers")
+
+    def __init__(
+        self, objects: tuple[int, ...], subscribers: tuple[int, ...], lines: tuple[int, ...]
+    ) -> None:
+        self.objects = objects
+        self.subscribers = subscribers
+        self.lines = lines
+
+
+class _Layout:
+    """The routes of every event type for one combination of consumers' type sets. Layouts
+    are shared by every bus with the same combination (a run with one default JSONL sink
+    computes nothing), so adding a sink or subscriber costs a dictionary lookup."""
+
+    __slots__ = ("by_class", "by_name", "wanted")
+
+    def __init__(self, key: tuple[tuple[frozenset[str], ...], ...]) -> None:
+        objects, subscribers, lines = key
+        self.by_name: dict[str, _Route] = {}
+        for name in frozenset().union(*objects, *subscribers, *lines):
+            self.by_name[name] = _Route(
+                tuple(i for i, t in enumerate(objects) if name in t),
+                tuple(i for i, t in enumerate(subscribers) if name in t),
+                tuple(i for i, t in enumerate(lines) if name in t),
+            )
+        self.by_class = {EVENT_TYPES[name]: route for name, route in self.by_name.items()}
+        self.wanted: frozenset[object] = frozenset(self.by_class)
+
+
+_LAYOUTS: dict[tuple[tuple[frozenset[str], ...], ...], _Layout] = {}
+_MAX_LAYOUTS = 256
+_EMPTY = _Layout(((), (), ()))
+
+
+def _layout(key: tuple[tuple[frozenset[str], ...], ...]) -> _Layout:
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        if len(_LAYOUTS) >= _MAX_LAYOUTS:
+            _LAYOUTS.clear()
+        layout = _LAYOUTS[key] = _Layout(key)
+    return layout
+
+
+_SPAN_COUNTER_BITS = 32
+_PLAIN = frozenset({int, float, bool, type(None)})  # values that cannot hold a secret
+# dict fields whose keys the graph defines (state keys, output names): not outside data
+_NAMED_BY_THE_GRAPH = frozenset({"values", "output"})
+
+
+def _plain(values: Mapping[str, Any]) -> bool:
+    """Whether a dict keyed by the graph's own names holds only numbers, booleans and nulls:
+    nothing a secret could hide in (the object path masks text only, too)."""
+    for value in values.values():  # noqa: SIM110 - a loop: no generator on the hot path
+        if type(value) not in _PLAIN:
+            return False
+    return True
+
+
 class EventBus:
     """Delivers one run's events to its sinks and live subscribers, numbering them in order.
 
@@ -155,16 +261,26 @@ class EventBus:
     """
 
     __slots__ = (
+        "_by_name",
+        "_finished",
+        "_finished_lines",
         "_line_sinks",
+        "_line_types",
         "_object_sinks",
-        "_objects",
+        "_object_types",
+        "_private",
+        "_routes",
         "_seq",
         "_sinks",
+        "_span_base",
+        "_spans",
+        "_started",
         "_subscribers",
         "active",
         "content",
         "redactor",
         "run_id",
+        "wanted",
     )
 
     def __init__(
@@ -179,15 +295,28 @@ class EventBus:
         self.run_id = run_id
         self.content = content
         self.redactor = redactor
+        self._private = redactor is not None or not content  # contents dropped or masked
         self._sinks: list[Sink] = []
         self._line_sinks: list[LineSink] = []
+        self._line_types: list[frozenset[str]] = []
         self._object_sinks: list[Sink] = []
+        self._object_types: list[frozenset[str]] = []
         self._subscribers: list[Subscription] = []
         self._seq = first_seq
-        self._objects = False  # someone wants event objects
+        # span ids: a counter under 32 random high bits (a resumed run's new bus starts afresh)
+        self._span_base = random.getrandbits(64 - _SPAN_COUNTER_BITS) << _SPAN_COUNTER_BITS
+        self._spans = 0
+        self._routes: dict[type[EventBase], _Route] = {}
+        self._by_name: dict[str, _Route] = {}
+        #: The event types someone wants (emitters skip the rest before building anything).
+        self.wanted: frozenset[object] = frozenset()
         self.active = False
+        self._started: _Route | None = None
+        self._finished: _Route | None = None
+        self._finished_lines: list[LineSink] | None = None  # when only line sinks take it
         for sink in sinks:
-            self.add_sink(sink)
+            self._add(sink)
+        self._refresh()
 
     @property
     def last_seq(self) -> int:
@@ -202,13 +331,24 @@ class EventBus:
             return True
         return any(getattr(sink, "wants_tokens", False) for sink in self._sinks)
 
+    def new_span_id(self) -> str:
+        """A span id unique in this run: 16 hex digits (OpenTelemetry's format), counted."""
+        self._spans = count = self._spans + 1
+        return "%016x" % (self._span_base + count)
+
     def add_sink(self, sink: Sink) -> None:
+        """Send this run's events (of the types it wants) to ``sink`` from now on."""
+        self._add(sink)
+        self._refresh()
+
+    def _add(self, sink: Sink) -> None:
         self._sinks.append(sink)
         if getattr(sink, "takes_lines", False):
             self._line_sinks.append(sink)  # type: ignore[arg-type]
+            self._line_types.append(types_of(sink))
         else:
             self._object_sinks.append(sink)
-        self._refresh()
+            self._object_types.append(types_of(sink))
 
     def subscribe(
         self,
@@ -227,20 +367,55 @@ class EventBus:
         subscription.close()
         if subscription in self._subscribers:
             self._subscribers.remove(subscription)
-        self._refresh()
+            self._refresh()
 
     def _refresh(self) -> None:
-        self._objects = bool(self._object_sinks or self._subscribers)
-        self.active = bool(self._objects or self._line_sinks)
+        """Work out, per event type, who receives it (once per change, never per event)."""
+        if self._subscribers:
+            subscribers = tuple(s.event_types for s in self._subscribers)
+            layout = _layout((tuple(self._object_types), subscribers, tuple(self._line_types)))
+        elif self._sinks:
+            layout = _layout((tuple(self._object_types), (), tuple(self._line_types)))
+        else:
+            layout = _EMPTY
+        routes = self._routes = layout.by_class
+        self._by_name = layout.by_name
+        self.wanted = layout.wanted
+        self.active = bool(routes)
+        self._started = routes.get(NodeStarted)
+        self._finished = finished = routes.get(NodeFinished)
+        self._finished_lines = (
+            [self._line_sinks[i] for i in finished.lines]
+            if finished is not None and not (finished.objects or finished.subscribers)
+            else None
+        )
 
     # ------------------------------------------------------------------ publishing
 
-    def emit(self, cls: Callable[..., E], where: Scope, fields: dict[str, Any]) -> E | None:
-        """Publish an event of type ``cls`` made of ``where``'s ids and ``fields``; returns it
-        when it was built as an object (while only line sinks listen, it never is)."""
+    def emit(
+        self, cls: Callable[..., E], where: Scope, fields: dict[str, Any], ts: float | None = None
+    ) -> E | None:
+        """Publish an event of type ``cls`` made of ``where``'s ids and ``fields`` (at ``ts``,
+        by default now); returns it when it was built as an object (it is not while only line
+        sinks want it, nor when nobody does)."""
+        route = self._routes.get(cls)  # type: ignore[call-overload]
+        if route is None:
+            return None
         self._seq = seq = self._seq + 1
-        if self._objects:
-            return self._emit_object(cls, where, fields, seq)
+        if ts is None:
+            ts = time.time()
+        if route.objects or route.subscribers:
+            event = cls(
+                run_id=where.run_id,
+                span_id=where.span_id,
+                parent_span_id=where.parent_span_id,
+                step=where.step,
+                node=where.node,
+                ts=ts,
+                seq=seq,
+                **fields,
+            )
+            return self._deliver(event, route)
         if len(fields) == OWN_FIELD_COUNTS[cls]:  # type: ignore[index]
             record = {  # every field given (the engine's hot events): no defaults to merge
                 "type": TYPE_NAMES[cls],  # type: ignore[index]
@@ -249,7 +424,7 @@ class EventBus:
                 "parent_span_id": where.parent_span_id,
                 "step": where.step,
                 "node": where.node,
-                "ts": time.time(),
+                "ts": ts,
                 "seq": seq,
                 **fields,
             }
@@ -261,71 +436,184 @@ class EventBus:
                 "parent_span_id": where.parent_span_id,
                 "step": where.step,
                 "node": where.node,
-                "ts": time.time(),
+                "ts": ts,
                 "seq": seq,
                 **fields,
             }
-        if self.content and not SENSITIVE_FIELDS[cls]:  # type: ignore[index]
-            line = encode_line(record)  # nothing to drop, nothing to mask
-        else:
-            line = self._line(cls, record)  # type: ignore[arg-type]
-        for sink in self._line_sinks:
-            sink.write_line(line)
+        self._write_lines(route.lines, cls, record)  # type: ignore[arg-type]
         return None
 
-    def _emit_object(
-        self, cls: Callable[..., E], where: Scope, fields: dict[str, Any], seq: int
-    ) -> E:
-        event = cls(
-            run_id=where.run_id,
-            span_id=where.span_id,
-            parent_span_id=where.parent_span_id,
-            step=where.step,
-            node=where.node,
-            ts=time.time(),
-            seq=seq,
-            **fields,
-        )
-        return self._deliver(event)
+    def _write_lines(
+        self, sinks: tuple[int, ...], cls: type[EventBase], record: dict[str, Any]
+    ) -> None:
+        if (self.content and self.redactor is None) or not SENSITIVE_FIELDS[cls]:
+            line = encode_line(record)  # nothing to drop, nothing to mask
+        else:
+            line = self._private_line(cls, record)
+        line_sinks = self._line_sinks
+        for index in sinks:
+            line_sinks[index].write_line(line)
 
-    def _line(self, cls: type[EventBase], record: dict[str, Any]) -> bytes:
-        """The JSON line of ``record`` with the run's privacy settings applied."""
+    def _private_line(self, cls: type[EventBase], record: dict[str, Any]) -> bytes:
+        """The JSON line of ``record`` with the run's privacy settings applied: contents
+        dropped, secrets masked in the fields that may hold them (each field is serialised and
+        scanned on its own, so ids and names are never scanned)."""
         if not self.content:
             for name in CONTENT_FIELDS[cls]:
                 record[name] = None
-        line = encode_line(record)
         redactor = self.redactor
         if redactor is not None:
             for name in SENSITIVE_FIELDS[cls]:
-                if record[name]:
-                    return redactor.bytes(line)
-        return line
+                value = record[name]
+                if not value:
+                    continue
+                if isinstance(value, str):
+                    record[name] = redactor.text(value)
+                elif name not in _NAMED_BY_THE_GRAPH or not _plain(value):
+                    record[name] = orjson.Fragment(redactor.bytes(encode_value(value)))
+        return encode_line(record)
 
     def publish(self, event: EventBase) -> None:
-        """Publish an event built elsewhere (its ``seq`` is assigned here)."""
+        """Publish an event built elsewhere (its ``seq`` is assigned here); nothing happens
+        when nobody wants its type."""
+        route = self._by_name.get(event.type)
+        if route is None:
+            return
         self._seq += 1
         event.seq = self._seq
-        self._deliver(event)
+        self._deliver(event, route)
 
-    def _deliver(self, event: E) -> E:
+    def _deliver(self, event: E, route: _Route) -> E:
         if not self.content:
             event = without_content(event)  # type: ignore[assignment]
         if self.redactor is not None:
             event = self.redactor.event(event)
-        for sink in self._object_sinks:
-            sink.write(event)
-        for subscription in self._subscribers:
-            subscription.push(event)
-        if self._line_sinks:
+        for index in route.objects:
+            self._object_sinks[index].write(event)
+        for index in route.subscribers:
+            self._subscribers[index].push(event)
+        if route.lines:
             line = encode_line(event_record(event))
-            for line_sink in self._line_sinks:
-                line_sink.write_line(line)
+            for index in route.lines:
+                self._line_sinks[index].write_line(line)
         return event
+
+    # ------------------------------------------------------------------ nodes
+
+    def enter_node(self, node: str, step: int, kind: str) -> NodeScope:
+        """A node starts: its span (a child of the current scope, started now) becomes the
+        current scope, and ``node_started`` goes to whoever wants it. Give the scope to
+        :meth:`leave_node` when the node ends."""
+        parent = _current.get()
+        self._spans = count = self._spans + 1
+        where = NodeScope(
+            self,
+            "%016x" % (self._span_base + count),
+            parent.span_id if parent is not None else None,
+            step,
+            node,
+            time.time(),
+            kind,
+        )
+        where.token = _current.set(where)
+        if self._started is not None:
+            self.emit(NodeStarted, where, {"kind": kind}, where.started)
+        return where
+
+    def leave_node(
+        self,
+        where: NodeScope,
+        updates: Mapping[str, Any] | None,
+        error: BaseException | None = None,
+    ) -> None:
+        """A node ended: the scope around it is current again, and ``node_finished`` says when
+        it started, how long it ran, the keys it wrote and their values (or the error it
+        raised). The hot path of a traced run: one dict and one JSON line while only line
+        sinks listen."""
+        _current.reset(where.token)
+        sinks = self._finished_lines
+        if sinks is None:  # nobody wants it, or someone wants it as an object
+            if self._finished is not None:
+                self._node_finished(where, updates, error)
+            return
+        now = time.time()
+        failure: str | None = None
+        values: Any = None
+        if error is not None:
+            updated: list[str] = []
+            failure = self._failure(error)
+        elif updates:
+            updated = [*updates]
+            values = updates
+            if self._private:
+                if not self.content:
+                    values = None
+                else:
+                    for value in updates.values():
+                        if type(value) not in _PLAIN:  # text (or more) that may hold a secret
+                            values = self._masked(updates)
+                            break
+        else:
+            updated = []
+        self._seq = seq = self._seq + 1
+        started = where.started
+        record = {
+            "type": "node_finished",
+            "run_id": where.run_id,
+            "span_id": where.span_id,
+            "parent_span_id": where.parent_span_id,
+            "step": where.step,
+            "node": where.node,
+            "ts": now,
+            "seq": seq,
+            "kind": where.kind,
+            "started": started,
+            "duration": now - started,
+            "updated": updated,
+            "values": values,
+            "error": failure,
+        }
+        try:
+            line = orjson.dumps(record, default=jsonable, option=LINE_OPTIONS)
+        except TypeError:
+            line = encode_line(record)
+        for sink in sinks:
+            sink.write_line(line)
+
+    def _node_finished(
+        self, where: NodeScope, updates: Mapping[str, Any] | None, error: BaseException | None
+    ) -> None:
+        """``node_finished`` built as an event (someone wants objects)."""
+        now = time.time()
+        started = where.started
+        fields: dict[str, Any] = {"kind": where.kind, "started": started}
+        fields["duration"] = now - started
+        if error is not None:
+            fields |= {"updated": [], "values": None, "error": f"{type(error).__name__}: {error}"}
+        else:
+            values = dict(updates) if updates else None
+            fields |= {"updated": list(values or ()), "values": values, "error": None}
+        self.emit(NodeFinished, where, fields, now)
+
+    def _failure(self, error: BaseException) -> str:
+        text = f"{type(error).__name__}: {error}"
+        return self.redactor.text(text) if self.redactor is not None else text
+
+    def _masked(self, values: Mapping[str, Any]) -> orjson.Fragment:
+        """What a node wrote, as JSON with secrets masked."""
+        try:
+            data = orjson.dumps(values, default=jsonable)
+        except TypeError:
+            data = encode_value(values)
+        assert self.redactor is not None
+        return orjson.Fragment(self.redactor.bytes(data))
 
     # ------------------------------------------------------------------ ending
 
     def end_subscriptions(self) -> None:
         """The run stopped (finished or paused): end every live subscription; sinks stay."""
+        if not self._subscribers:
+            return
         for subscription in self._subscribers:
             subscription.close()
         self._subscribers.clear()
@@ -333,43 +621,92 @@ class EventBus:
 
     def close(self) -> None:
         """End of the run: close every subscription and sink."""
-        self.end_subscriptions()
+        for subscription in self._subscribers:
+            subscription.close()
+        self._subscribers.clear()
         for sink in self._sinks:
             sink.close()
         self._sinks.clear()
         self._line_sinks.clear()
+        self._line_types.clear()
         self._object_sinks.clear()
+        self._object_types.clear()
         self._refresh()
 
 
-@dataclass(slots=True)
 class Scope:
-    """Where the running code is: which run, step, node and span its events belong to."""
+    """Where the running code is: which run, step, node and span its events belong to (and,
+    for a node's span, when it started)."""
 
-    bus: EventBus
-    run_id: str
-    span_id: str
-    parent_span_id: str | None = None
-    step: int | None = None
-    node: str | None = None
+    __slots__ = ("bus", "node", "parent_span_id", "run_id", "span_id", "started", "step")
+
+    def __init__(
+        self,
+        bus: EventBus,
+        run_id: str,
+        span_id: str,
+        parent_span_id: str | None = None,
+        step: int | None = None,
+        node: str | None = None,
+        started: float = 0.0,
+    ) -> None:
+        self.bus = bus
+        self.run_id = run_id
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.step = step
+        self.node = node
+        self.started = started
+
+    def __repr__(self) -> str:
+        return f"Scope(run_id={self.run_id!r}, span_id={self.span_id!r}, node={self.node!r})"
 
     def child(self, *, node: str | None = None, step: int | None = None) -> Scope:
+        """A span under this one (its id counted by the run's bus)."""
         return Scope(
             self.bus,
             self.run_id,
-            new_span_id(),
+            self.bus.new_span_id(),
             self.span_id,
             self.step if step is None else step,
             self.node if node is None else node,
         )
 
     def emit(self, cls: Callable[..., E], **fields: Any) -> E | None:
-        """Publish an event of type ``cls`` in this scope (``None`` when nobody listens, or
+        """Publish an event of type ``cls`` in this scope (``None`` when nobody wants it, or
         only sinks that take serialised lines)."""
         bus = self.bus
-        if not bus.active:
+        if cls not in bus.wanted:
             return None
         return bus.emit(cls, self, fields)
+
+
+class NodeScope(Scope):
+    """A node's scope, with what ending it needs: its kind and the token that makes the scope
+    around it current again."""
+
+    __slots__ = ("kind", "token")
+
+    token: Token[Scope | None]
+
+    def __init__(
+        self,
+        bus: EventBus,
+        span_id: str,
+        parent_span_id: str | None,
+        step: int,
+        node: str,
+        started: float,
+        kind: str,
+    ) -> None:
+        self.bus = bus
+        self.run_id = bus.run_id
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.step = step
+        self.node = node
+        self.started = started
+        self.kind = kind
 
 
 _current: ContextVar[Scope | None] = ContextVar("atdak_agents_scope", default=None)
@@ -381,7 +718,8 @@ def current_scope() -> Scope | None:
 
 
 def emit(cls: Callable[..., E], **fields: Any) -> E | None:
-    """Publish an event in the current scope; does nothing outside a run or when nobody listens."""
+    """Publish an event in the current scope; does nothing outside a run or when nobody wants
+    that type."""
     current = _current.get()
     if current is None:
         return None

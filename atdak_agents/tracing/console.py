@@ -4,13 +4,22 @@
 
 It shows each node as it starts and finishes (with its time, the state keys it wrote, and its
 tokens and cost), what goes to the model (message count and how much of the context budget it
-takes) and what comes back (streamed tokens as they arrive, usage, latency), tool calls and
-their results, a progress bar for map nodes, and totals at the end. Everything it prints comes
-from the events alone, so a replayed trace prints exactly what the live run printed.
+takes) and what comes back (the answer, streamed as it arrives, usage, latency), tool calls and
+their results, a progress bar for map nodes, and totals at the end. An answer that was not
+streamed (a resumed run's call answered from the journal, a replayed trace) is printed when it
+comes, unless the turn was a tool call (the tool calls that follow show it: their markup is
+never printed, as streaming never shows it).
 
 On a terminal it uses colour and redraws map progress bars in place; on anything else (a file,
 a pipe, CI logs) it writes plain lines, with progress at each quarter of a map. ``NO_COLOR`` in
 the environment switches colour off.
+
+Everything it prints comes from the events alone. Replaying a trace
+(:func:`~atdak_agents.tracing.sinks.replay`) prints what the live run printed, exactly when the
+trace kept the tokens (``JsonlSink(path, events="all")``). A default trace keeps no tokens:
+each answer the live run streamed is then printed at once, from its ``model_response`` — the
+same text, unless a turn mixed prose with a tool call (streaming showed the prose; the replay
+shows neither, as for any tool-calling turn).
 """
 
 from __future__ import annotations
@@ -132,7 +141,7 @@ class ConsoleSink:
     """Writes a live, human-readable view of a run to ``stream`` (the CLI gives it stderr).
 
     ``color``: ``None`` (default) colours a terminal unless ``NO_COLOR`` is set; ``True`` or
-    ``False`` force it. ``tokens``: show streamed answer text as it arrives (the run then
+    ``False`` force it. ``tokens``: show answers in full, streamed as they arrive (the run then
     streams its model calls); with ``False`` a one-line preview of each answer instead.
     """
 
@@ -143,7 +152,11 @@ class ConsoleSink:
             color = tty and "NO_COLOR" not in os.environ
         self._style = _Style(color)
         self._live = tty  # redraw progress bars in place
-        self.wants_tokens = tokens
+        self.wants_tokens = tokens  # answers in full, streamed; else a preview
+        self._streamed: set[str] = set()  # model call spans whose tokens were printed
+        # an answer that was not streamed, held until the next event says whether the turn was
+        # a tool call: (the node span it belongs to, its lines)
+        self._held: tuple[str | None, list[tuple[int, str]]] | None = None
         self._parents: dict[str, str | None] = {}
         self._nodes: dict[str, _Node] = {}
         self._maps: dict[str, _Map] = {}
@@ -167,10 +180,16 @@ class ConsoleSink:
             "tool_called": self._tool_called,
             "tool_returned": self._tool_returned,
         }
+        #: The event types it takes (tokens only when it streams them).
+        self.event_types = frozenset(self._handlers) - (
+            frozenset() if self.wants_tokens else {"token"}
+        )
 
     # ------------------------------------------------------------------ sink
 
     def write(self, event: EventBase) -> None:
+        if self._held is not None:
+            self._release(tool_call=event.type == "tool_called", owner=event.parent_span_id)
         self._track(event)
         handler = self._handlers.get(event.type)
         if handler is not None:
@@ -178,6 +197,8 @@ class ConsoleSink:
             self._out.flush()
 
     def close(self) -> None:
+        if self._held is not None:
+            self._release(tool_call=False, owner=None)
         self._end_tokens()
         self._clear_bar()
         self._out.flush()
@@ -384,6 +405,7 @@ class ConsoleSink:
             self._clear_bar()
             self._out.write("  " * depth)
             self._streaming = event.span_id
+            self._streamed.add(event.span_id)
         self._out.write(event.text.replace("\n", "\n" + "  " * depth))
 
     def _model_response(self, event: ModelResponse) -> None:
@@ -398,9 +420,29 @@ class ConsoleSink:
         if event.span_id in self._quiet:
             return
         depth = self._depth(event.parent_span_id)
-        if not self.wants_tokens and event.content:
-            self._line(depth, self._style(_one_line(event.content, _PREVIEW), "dim"))
+        streamed = event.span_id in self._streamed
+        self._streamed.discard(event.span_id)
+        if event.content and not streamed:  # held: shown unless a tool call follows
+            if self.wants_tokens:
+                answer = event.content.replace("\n", "\n" + "  " * depth)
+            else:
+                answer = self._style(_one_line(event.content, _PREVIEW), "dim")
+            lines = [(depth, answer), (depth, self._response_text(event))]
+            self._held = (event.parent_span_id, lines)
+            return
         self._line(depth, self._response_text(event))
+
+    def _release(self, *, tool_call: bool, owner: str | None) -> None:
+        """Print the held answer and its response line, or only the response line when the
+        turn was a tool call of the same node."""
+        assert self._held is not None
+        node, lines = self._held
+        self._held = None
+        if tool_call and owner == node:
+            lines = lines[1:]
+        for depth, text in lines:
+            self._line(depth, text)
+        self._out.flush()
 
     def _response_text(self, event: ModelResponse) -> str:
         estimated = "~" if event.usage_estimated else ""

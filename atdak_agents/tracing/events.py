@@ -15,6 +15,7 @@ Content fields (messages, answers, tool arguments and results, state values) may
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeAlias, Union
 
@@ -22,11 +23,15 @@ import orjson
 from pydantic import Field, TypeAdapter
 from pydantic_core import to_json, to_jsonable_python
 
+from ..exceptions import UsageError
+
 __all__ = [
     "CONTENT_FIELDS",
     "EVENT_ADAPTER",
     "EVENT_TYPES",
     "FIELD_NAMES",
+    "LINE_OPTIONS",
+    "LIVE_ONLY",
     "OWN_FIELD_COUNTS",
     "RECORD_DEFAULTS",
     "SENSITIVE_FIELDS",
@@ -50,9 +55,13 @@ __all__ = [
     "ToolReturned",
     "encode_line",
     "encode_record",
+    "encode_value",
     "event_from_json",
     "event_record",
     "event_to_json",
+    "jsonable",
+    "select_events",
+    "start_of",
     "without_content",
 ]
 
@@ -123,12 +132,19 @@ class NodeStarted(EventBase):
 
 @dataclass(slots=True, kw_only=True)
 class NodeFinished(EventBase):
-    """A node ended; ``updated`` lists the state keys it wrote, ``error`` is set when it failed."""
+    """A node ended: the one event a persisted trace keeps of a node's execution.
+
+    ``started`` is when it started (UNIX time, the ``ts`` of its ``node_started``) and
+    ``duration`` how long it ran; ``updated`` lists the state keys it wrote and ``values`` what
+    it wrote there (a content field); ``error`` is set when it failed.
+    """
 
     type: Literal["node_finished"] = "node_finished"
     kind: str = ""
+    started: float = 0.0
     duration: float = 0.0
     updated: list[str] = field(default_factory=list)
+    values: dict[str, Any] | None = None
     error: str | None = None
 
 
@@ -328,6 +344,32 @@ OWN_FIELD_COUNTS: dict[type[EventBase], int] = {
 #: Each type's ``type`` value.
 TYPE_NAMES: dict[type[EventBase], str] = {cls: name for name, cls in EVENT_TYPES.items()}
 
+#: The types a trace file leaves out unless asked: they serve live views, and a reader needs
+#: none of them (``node_finished`` says when its node started and what it wrote; a model
+#: call's answer is in ``model_response``).
+LIVE_ONLY: frozenset[str] = frozenset({"node_started", "state_updated", "token"})
+
+
+def select_events(
+    events: str | Collection[str] | None, *, default: frozenset[str]
+) -> frozenset[str]:
+    """The event types a sink takes: ``None`` gives ``default``, ``"all"`` every type, a
+    collection exactly those (each must be a known type)."""
+    if events is None:
+        return default
+    if events == "all":
+        return frozenset(EVENT_TYPES)
+    if isinstance(events, str):
+        events = [events]
+    unknown = sorted(set(events) - set(EVENT_TYPES))
+    if unknown:
+        raise UsageError(
+            f"events=: unknown event type {', '.join(map(repr, unknown))}; the types are "
+            f'{", ".join(sorted(EVENT_TYPES))} (or "all")'
+        )
+    return frozenset(events)
+
+
 # content field -> the value it is replaced with when content is switched off
 _CONTENT_FIELDS: dict[str, Any] = {
     "inputs": None,
@@ -356,6 +398,9 @@ SENSITIVE_FIELDS: dict[type[EventBase], tuple[str, ...]] = {
 
 _JSON_OPTIONS = orjson.OPT_UTC_Z  # (OPT_NON_STR_KEYS costs a third more: only when needed)
 _LINE_OPTIONS = _JSON_OPTIONS | orjson.OPT_APPEND_NEWLINE
+#: orjson's options for a JSONL line (for hot paths that call ``orjson.dumps`` themselves,
+#: with ``default=jsonable``, and fall back to :func:`encode_line` on ``TypeError``).
+LINE_OPTIONS = _LINE_OPTIONS
 _REPR_LIMIT = 200
 
 
@@ -372,6 +417,10 @@ def _jsonable(value: Any) -> Any:
     return to_jsonable_python(value, fallback=_describe)
 
 
+#: What orjson's ``default=`` gets for a trace: values orjson does not know, as JSON data.
+jsonable = _jsonable
+
+
 def encode_record(record: dict[str, Any], *, newline: bool = False) -> bytes:
     """A record (field name → value) as compact UTF-8 JSON, the way a JSONL trace holds it."""
     try:
@@ -382,6 +431,14 @@ def encode_record(record: dict[str, Any], *, newline: bool = False) -> bytes:
         return _encode_slowly(record, newline)
 
 
+def encode_value(value: Any) -> bytes:
+    """Any value as compact JSON (what a field holds inside a line; never fails)."""
+    try:
+        return orjson.dumps(value, default=_jsonable, option=_JSON_OPTIONS)
+    except TypeError:
+        return _encode_slowly(value, False)
+
+
 def encode_line(record: dict[str, Any]) -> bytes:
     """:func:`encode_record` with the newline that ends a JSONL line (the hot path's form)."""
     try:
@@ -390,7 +447,7 @@ def encode_line(record: dict[str, Any]) -> bytes:
         return _encode_slowly(record, True)
 
 
-def _encode_slowly(record: dict[str, Any], newline: bool) -> bytes:
+def _encode_slowly(record: Any, newline: bool) -> bytes:
     options = (_LINE_OPTIONS if newline else _JSON_OPTIONS) | orjson.OPT_NON_STR_KEYS
     try:
         return orjson.dumps(record, default=_jsonable, option=options)
@@ -412,6 +469,20 @@ def event_to_json(event: EventBase) -> bytes:
 def event_from_json(data: str | bytes) -> Event:
     """Parse and validate one event (e.g. a line of a JSONL trace)."""
     return EVENT_ADAPTER.validate_json(data)
+
+
+def start_of(finished: NodeFinished) -> NodeStarted:
+    """The ``node_started`` a ``node_finished`` implies: the node's ids and kind, at the time
+    it started (``seq`` 0: it was not in the stream)."""
+    return NodeStarted(
+        run_id=finished.run_id,
+        span_id=finished.span_id,
+        parent_span_id=finished.parent_span_id,
+        step=finished.step,
+        node=finished.node,
+        ts=finished.started or finished.ts - finished.duration,
+        kind=finished.kind,
+    )
 
 
 def without_content(event: EventBase) -> EventBase:

@@ -21,6 +21,12 @@ Message contents, tool arguments and results are opt-in, as the conventions advi
 ``gen_ai.tool.call.arguments``, ``gen_ai.tool.call.result``). Spans carry the events'
 timestamps, so a replayed trace exports with its original timing. OpenTelemetry is imported
 only when an :class:`OtelSink` is made.
+
+A live run gives the sink every event but streamed tokens (a node's span starts at its
+``node_started``, so the calls it makes hang under it as they happen). A default JSONL trace has
+no ``node_started``: :func:`~atdak_agents.tracing.sinks.replay` puts them back (at each node's
+``started``) before the sink sees the events; a node that still arrives without one gets its
+span from its ``node_finished`` alone.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UsageError
+from .bus import ALL_TYPES
 from .events import (
     CheckpointSaved,
     EventBase,
@@ -46,6 +53,7 @@ from .events import (
     StateUpdated,
     ToolCalled,
     ToolReturned,
+    start_of,
 )
 
 if TYPE_CHECKING:
@@ -135,6 +143,8 @@ class OtelSink:
         self._provider_name = provider_name
         self._spans: dict[str, Span] = {}  # run and node spans by span id
         self._calls: dict[str, Span] = {}  # model and tool call spans by span id
+        #: The event types it takes: all but streamed tokens.
+        self.event_types = ALL_TYPES - {"token"}
 
     # ------------------------------------------------------------------ sink
 
@@ -264,8 +274,9 @@ class OtelSink:
 
     def _node_finished(self, event: NodeFinished) -> None:
         span = self._spans.pop(event.span_id, None)
-        if span is None:
-            return
+        if span is None:  # no node_started came: the span from its end alone
+            self._node_started(start_of(event))
+            span = self._spans.pop(event.span_id)
         span.set_attributes(_clean({"atdak.node.updated": list(event.updated)}))
         if event.error is not None:
             self._fail(span, event.error.split(":", 1)[0], event.error)

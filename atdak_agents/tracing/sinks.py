@@ -1,39 +1,70 @@
 """Trace sinks: JSONL files (read back and replayed), memory capture, and structlog.
 
-A sink receives every event of a run (``write``) and is closed when the run ends. The run's
-privacy settings (``trace_content``, its redactor) are applied before any sink sees an event;
-a sink may drop more on its own (``content=False``, its own ``redactor``).
+A sink receives the events of a run it wants (``write``) and is closed when the run ends. The
+run's privacy settings (``trace_content``, its redactor) are applied before any sink sees an
+event; a sink may drop more on its own (``content=False``, its own ``redactor``).
+
+A JSONL trace keeps one line per node execution (``node_finished``, which says when the node
+started and what it wrote) and leaves out the events that serve live views (``node_started``,
+``state_updated``, ``token``) unless asked (``events="all"``). :func:`replay` puts a
+``node_started`` back before each node that has none, so consumers see a run as it happened.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from .bus import ALL_TYPES, types_of
 from .events import (
+    LIVE_ONLY,
     Event,
     EventBase,
+    NodeFinished,
+    NodeStarted,
     encode_record,
     event_from_json,
     event_record,
+    select_events,
+    start_of,
     without_content,
 )
 from .redact import Redactor
 
-__all__ = ["JsonlSink", "MemorySink", "StructlogSink", "read_jsonl", "replay"]
+__all__ = [
+    "TRACE_EVENTS",
+    "JsonlSink",
+    "MemorySink",
+    "StructlogSink",
+    "read_jsonl",
+    "replay",
+    "restore_node_starts",
+]
 
-# A JSONL trace is flushed to the file after ``checkpoint_saved`` and ``run_*`` events: what was
-# checkpointed is on disk in the trace too, and so is the start and end of a run. A line starts
-# with ``{"type":"`` and no other type begins with ``c`` or ``r``, so the tenth byte tells.
-_FLUSH_INITIALS = frozenset({b"c", b"r"})
+#: The event types a JSONL trace records by default: all but those that only serve live views.
+TRACE_EVENTS: frozenset[str] = ALL_TYPES - LIVE_ONLY
+
+# A JSONL trace is flushed to the file after ``checkpoint_saved`` and when a run ends or pauses
+# (``run_finished``, ``run_failed``, ``run_interrupted``): what was checkpointed is on disk in
+# the trace too, and so is every run that stopped. A line starts with ``{"type":"``: its tenth
+# byte is the type's initial (no other type begins with ``c`` or ``r``) and its fourteenth
+# tells ``run_started`` (``s``), which waits for the next flush, from the other run events.
+_FLUSH_INITIALS = frozenset(b"cr")
+_STARTED = ord("s")
 _BATCH = 1 << 16  # bytes kept in memory at most before they are written
 
 
 class JsonlSink:
     """Writes one JSON event per line to a file (appending), flushed at every checkpoint and
-    when a run starts, pauses or ends.
+    when a run pauses or ends.
+
+    ``events``: the types to record. By default (:data:`TRACE_EVENTS`) every type but
+    ``node_started``, ``state_updated`` and ``token``: a node is one line, its
+    ``node_finished`` (with ``started``, ``updated`` and ``values``), and a model call's answer
+    is in its ``model_response``. ``"all"`` records everything; a collection of type names
+    exactly those.
 
     Lines are written in batches; a run's events reach the file at those points and every
     64 KiB in between. Given a path, the file is opened only to append a batch, so a paused run
@@ -45,17 +76,20 @@ class JsonlSink:
         self,
         target: str | os.PathLike[str] | IO[bytes],
         *,
+        events: str | Collection[str] | None = None,
         content: bool = True,
         redactor: Redactor | None = None,
     ) -> None:
+        #: The event types it records.
+        self.event_types = select_events(events, default=TRACE_EVENTS)
         self._path: Path | None = None
         self._file: IO[bytes] | None = None
-        if isinstance(target, str | os.PathLike):
+        if hasattr(target, "write"):  # (an open file: no slower isinstance against PathLike)
+            self._file = target  # type: ignore[assignment]
+        else:
             self._path = Path(target)
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._path.touch()  # a mistaken path fails now, not at the first batch
-        else:
-            self._file = target
         self._content = content
         self._redactor = redactor
         # one growing buffer, not a list of lines: keeping many small bytes objects alive costs
@@ -63,6 +97,9 @@ class JsonlSink:
         self._pending = bytearray()
         # with its own content switch off it needs the event's fields, not a finished line
         self.takes_lines = content
+
+    def wants(self, event_type: str) -> bool:
+        return event_type in self.event_types
 
     def write(self, event: EventBase) -> None:
         if not self._content:
@@ -75,7 +112,7 @@ class JsonlSink:
             line = self._redactor.bytes(line)
         pending = self._pending
         pending += line
-        if line[9:10] in _FLUSH_INITIALS or len(pending) > _BATCH:
+        if (line[9] in _FLUSH_INITIALS and line[13] != _STARTED) or len(pending) > _BATCH:
             self.flush()
 
     def flush(self) -> None:
@@ -111,23 +148,29 @@ def replay(
     close: bool = True,
 ) -> int:
     """Feed a recorded trace to sinks or callables, as the live run fed them; returns the
-    number of events.
+    number of events replayed.
 
     ``trace``: a JSONL file or events. Each consumer is a sink (``write``/``close``: console,
-    OpenTelemetry, another JSONL file...) or a callable taking an event. Sinks are closed at
-    the end unless ``close=False``.
+    OpenTelemetry, another JSONL file...) or a callable taking an event; a sink gets only the
+    types it wants. Nodes recorded by their ``node_finished`` alone get their ``node_started``
+    back (see :func:`restore_node_starts`). Sinks are closed at the end unless
+    ``close=False``.
     """
     events: Iterable[EventBase] = (
         read_jsonl(trace) if isinstance(trace, str | os.PathLike) else trace
     )
-    writers: list[Callable[[EventBase], Any]] = [
-        consumer.write if hasattr(consumer, "write") else consumer for consumer in consumers
+    writers: list[tuple[Callable[[EventBase], Any], frozenset[str]]] = [
+        (consumer.write, types_of(consumer))
+        if hasattr(consumer, "write")
+        else (consumer, ALL_TYPES)
+        for consumer in consumers
     ]
     count = 0
-    for event in events:
+    for event in restore_node_starts(events):
         count += 1
-        for write in writers:
-            write(event)
+        for write, types in writers:
+            if event.type in types:
+                write(event)
     if close:
         for consumer in consumers:
             if hasattr(consumer, "close"):
@@ -135,10 +178,66 @@ def replay(
     return count
 
 
-class MemorySink:
-    """Keeps every event in a list (``sink.events``) — for tests and small tools."""
+_RUN_ENDS = frozenset({"run_finished", "run_failed", "run_interrupted"})
 
-    def __init__(self, *, content: bool = True) -> None:
+
+def restore_node_starts(events: Iterable[EventBase]) -> Iterator[EventBase]:
+    """``events`` with a ``node_started`` put back before each node that has none.
+
+    A default JSONL trace records a node once, by its ``node_finished``; the restored start has
+    the node's ids, ``kind`` and ``ts = started`` (and ``seq`` 0: it was not in the stream),
+    and goes where the live one was: after every event older than it, before the node's first
+    event. Events are held one run at a time (until the run ends or pauses), since a node's
+    start is only known when it finishes. A trace that has its starts passes unchanged.
+    """
+    held: list[EventBase] = []
+    for event in events:
+        held.append(event)
+        if event.type in _RUN_ENDS and event.parent_span_id is None:
+            yield from _with_starts(held)
+            held = []
+    yield from _with_starts(held)
+
+
+def _with_starts(events: list[EventBase]) -> list[EventBase]:
+    started = {e.span_id for e in events if e.type == "node_started"}
+    first_seen: dict[str, int] = {}  # span id -> index of the first event in or under it
+    for index, event in enumerate(events):
+        first_seen.setdefault(event.span_id, index)
+        if event.parent_span_id is not None:
+            first_seen.setdefault(event.parent_span_id, index)
+    inserts: list[tuple[int, float, int, NodeStarted]] = []
+    for index, event in enumerate(events):
+        if isinstance(event, NodeFinished) and event.span_id not in started:
+            start = start_of(event)
+            position = index
+            while position > 0 and events[position - 1].ts > start.ts:
+                position -= 1
+            position = min(position, first_seen[event.span_id])
+            inserts.append((position, start.ts, -index, start))  # an outer node first
+    if not inserts:
+        return events
+    inserts.sort(key=lambda item: item[:3])
+    merged: list[EventBase] = []
+    at = 0
+    for position, _, _, start in inserts:
+        merged.extend(events[at:position])
+        merged.append(start)
+        at = position
+    merged.extend(events[at:])
+    return merged
+
+
+class MemorySink:
+    """Keeps every event in a list (``sink.events``) — for tests and small tools.
+
+    ``events``: the types to keep (default all; see :class:`JsonlSink`).
+    """
+
+    def __init__(
+        self, *, events: str | Collection[str] | None = None, content: bool = True
+    ) -> None:
+        self.event_types = select_events(events, default=ALL_TYPES)
         self.events: list[EventBase] = []
         self.closed = False
         self._content = content
@@ -172,11 +271,18 @@ class StructlogSink:
     ``logger``: a (bound) structlog logger; by default ``structlog.get_logger("atdak_agents")``.
     Token deltas, state updates and checkpoints log at debug, retries and interruptions at
     warning, failures (of a run, or of a node: ``error`` is set) at error, the rest at info.
+    ``events``: the types to log (default all; see :class:`JsonlSink`).
     """
 
     def __init__(
-        self, logger: Any = None, *, content: bool = True, redactor: Redactor | None = None
+        self,
+        logger: Any = None,
+        *,
+        events: str | Collection[str] | None = None,
+        content: bool = True,
+        redactor: Redactor | None = None,
     ) -> None:
+        self.event_types = select_events(events, default=ALL_TYPES)
         if logger is None:
             import structlog
 

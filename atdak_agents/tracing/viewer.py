@@ -13,6 +13,11 @@ budget each model call used (estimated tokens against the budget and the model's
 how the history was fitted), the run's totals, and every message, answer, tool call and result
 inspectable by clicking its row. The trace is shown as it was recorded: what the run's redactor
 masked or ``trace_content=False`` dropped is not in it.
+
+A default trace records each node once, by its ``node_finished`` (with ``started`` and the
+``values`` it wrote); a trace with every event (``node_started``, ``state_updated``, tokens)
+shows the same page, plus the state after each step and the time to each answer's first
+token.
 """
 
 from __future__ import annotations
@@ -93,7 +98,9 @@ class _Span:
 
 
 class _Builder:
-    """Folds events, in order, into spans and totals."""
+    """Folds events, in order, into spans and totals. A node's span is opened by its
+    ``node_started`` or, in a trace without one, by its ``node_finished``; the tree (which
+    span a call belongs to, what each node's calls cost) is settled once every span is known."""
 
     def __init__(self) -> None:
         self.spans: dict[str, _Span] = {}
@@ -101,6 +108,8 @@ class _Builder:
         self.runs: list[dict[str, Any]] = []
         self.first: float | None = None
         self.last: float = 0.0
+        self.owners: dict[str, tuple[str, str | None]] = {}  # call key -> (span, parent span)
+        self.maps: dict[str, dict[str, int]] = {}  # map node span -> its items and concurrency
 
     def add(self, event: EventBase) -> None:
         self.first = event.ts if self.first is None else min(self.first, event.ts)
@@ -163,17 +172,25 @@ class _Builder:
         self._open(event.span_id, span)
 
     def _map_started(self, event: MapStarted) -> None:
-        span = self.spans.get(event.span_id)
-        if span is not None:
-            span.detail["items"] = event.items
-            span.detail["concurrency"] = event.concurrency
+        self.maps[event.span_id] = {"items": event.items, "concurrency": event.concurrency}
 
     def _node_finished(self, event: NodeFinished) -> None:
+        if event.span_id not in self.spans:  # recorded by its end alone
+            start = event.started or event.ts - event.duration
+            opened = _Span(event.span_id, event.parent_span_id, "node", event.node or "?", start)
+            opened.detail = {"kind": event.kind, "step": event.step}
+            self._open(event.span_id, opened)
+            self.first = start if self.first is None else min(self.first, start)
         status = "error" if event.error is not None else "ok"
         span = self._close(event.span_id, event.ts, status)
         if span is not None:
             span.detail.update(
-                {"duration": event.duration, "updated": event.updated, "error": event.error}
+                {
+                    "duration": event.duration,
+                    "updated": event.updated,
+                    "values": event.values,
+                    "error": event.error,
+                }
             )
 
     # ------------------------------------------------------------------ calls
@@ -181,7 +198,7 @@ class _Builder:
     def _model_request(self, event: ModelRequest) -> None:
         key = f"model:{event.span_id}"
         span = _Span(key, event.span_id, "model", event.model, event.ts)
-        span.parent = event.span_id if event.span_id in self.spans else event.parent_span_id
+        self.owners[key] = (event.span_id, event.parent_span_id)
         span.detail = {
             "node": event.node,
             "parameters": event.parameters,
@@ -226,17 +243,16 @@ class _Builder:
                 "content": event.content,
                 "response_size": event.size,
                 "response_id": event.response_id,
+                "cost": event.cost,
             }
         )
         cost, estimated = event.cost, event.usage_estimated
         span.charge(event.prompt_tokens, event.completion_tokens, cost, estimated)
-        for owner in self._ancestors(span.parent):
-            owner.charge(event.prompt_tokens, event.completion_tokens, cost, estimated)
 
     def _tool_called(self, event: ToolCalled) -> None:
         key = f"tool:{event.span_id}"
         span = _Span(key, event.span_id, "tool", event.tool, event.ts)
-        span.parent = event.span_id if event.span_id in self.spans else event.parent_span_id
+        self.owners[key] = (event.span_id, event.parent_span_id)
         span.detail = {"node": event.node, "call_id": event.call_id}
         span.detail |= {"arguments": event.arguments, "size": event.size}
         self._open(key, span)
@@ -263,8 +279,24 @@ class _Builder:
 
     # ------------------------------------------------------------------ result
 
+    def _settle(self) -> None:
+        """Hang each call under its node (the span it was made in, when that is a node or run
+        span, else that span's parent) and charge its tokens and cost to the nodes and runs
+        above it."""
+        for key, facts in self.maps.items():
+            if key in self.spans:
+                self.spans[key].detail.update(facts)
+        for key, (own, parent) in self.owners.items():
+            call = self.spans[key]
+            call.parent = own if own in self.spans else parent
+            if call.kind == "model" and call.end is not None:
+                tokens = (call.detail["prompt_tokens"], call.detail["completion_tokens"])
+                for owner in self._ancestors(call.parent):
+                    owner.charge(*tokens, call.detail["cost"], call.detail["usage_estimated"])
+
     def model(self) -> dict[str, Any]:
-        spans = [self.spans[key] for key in self.order]
+        self._settle()
+        spans = sorted((self.spans[key] for key in self.order), key=lambda s: s.start)
         for span in spans:
             if span.end is None:  # a crash or a cut-off trace: the bar runs to the last event
                 span.end = self.last

@@ -3,6 +3,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from typing import Any
+
+import pytest
 
 from atdak_agents.tracing import (
     EventBus,
@@ -103,12 +106,14 @@ async def test_concurrent_tasks_keep_their_own_spans() -> None:
 
 
 class LineCollector:
-    """A line sink keeping what it receives."""
+    """A line sink keeping what it receives (of the given types, or all)."""
 
     takes_lines = True
 
-    def __init__(self) -> None:
+    def __init__(self, *types: str) -> None:
         self.lines: list[bytes] = []
+        if types:
+            self.event_types = frozenset(types)
 
     def write_line(self, line: bytes) -> None:
         self.lines.append(line)
@@ -182,3 +187,130 @@ def test_secrets_are_masked_on_the_line_path_even_when_json_escapes_them() -> No
     (line,) = lines.lines
     assert secret not in json.loads(line)["values"]["k"]
     assert json.loads(line)["values"]["k"] == "x *** y"
+
+
+# --------------------------------------------------------------------------- who gets what
+
+
+class Typed:
+    """An object sink that takes only some types."""
+
+    def __init__(self, *types: str) -> None:
+        self.event_types = frozenset(types)
+        self.events: list[EventBase] = []
+
+    def write(self, event: EventBase) -> None:
+        self.events.append(event)
+
+    def close(self) -> None:
+        return None
+
+
+def test_each_sink_gets_only_the_types_it_wants_and_unwanted_events_are_not_built() -> None:
+    finishes, everything = Typed("node_finished"), MemorySink()
+    bus = EventBus("r", [finishes])
+    assert bus.wanted == {NodeFinished} and bus.active
+    with scope(make_scope(bus)):
+        assert emit(NodeStarted, kind="llm") is None  # nobody wants it: not built, no seq
+        assert bus.last_seq == 0
+        emit(NodeFinished, kind="llm")
+    bus.add_sink(everything)
+    with scope(make_scope(bus)):
+        emit(NodeStarted, kind="llm")
+        emit(NodeFinished, kind="llm")
+    assert [e.seq for e in finishes.events] == [1, 3]  # seq: the run's stream, gaps and all
+    assert [(e.type, e.seq) for e in everything.events] == [
+        ("node_started", 2),
+        ("node_finished", 3),
+    ]
+    live = bus.subscribe(include={"token"})
+    assert TokenDelta in bus.wanted and bus.wants_tokens
+    bus.unsubscribe(live)
+    assert TokenDelta in bus.wanted and not bus.wants_tokens  # the memory sink takes tokens
+
+
+def test_a_sink_may_say_what_it_wants_with_a_method() -> None:
+    class Picky(Typed):
+        def __init__(self) -> None:
+            self.events = []
+
+        def wants(self, event_type: str) -> bool:
+            return event_type.startswith("tool_")
+
+    picky = Picky()
+    bus = EventBus("r", [picky])
+    with scope(make_scope(bus)):
+        emit(NodeStarted, kind="llm")
+        emit(ToolCalled, tool="t", call_id="1")
+    assert [e.type for e in picky.events] == ["tool_called"]
+
+
+def test_span_ids_are_counted_unique_in_a_run_and_shaped_for_opentelemetry() -> None:
+    bus = EventBus("r", [MemorySink()])
+    root = make_scope(bus)
+    ids = [root.child().span_id for _ in range(1000)]
+    with scope(root):
+        nodes = [bus.enter_node(f"n{i}", 1, "function") for i in range(3)]
+        assert current_scope() is nodes[-1]
+        for node in reversed(nodes):
+            bus.leave_node(node, None)
+        assert current_scope() is root
+    ids += [node.span_id for node in nodes]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 16 and int(i, 16) > 0 for i in ids)
+    assert len({ids[0][:8], EventBus("r").new_span_id()[:8]}) == 2  # another bus: other ids
+    assert nodes[1].parent_span_id == nodes[0].span_id  # entered inside the first
+
+
+def test_a_node_is_one_line_with_when_it_started_and_what_it_wrote() -> None:
+    lines, memory = LineCollector("node_finished"), MemorySink()
+    for sinks in ([lines], [memory]):
+        bus = EventBus("r", sinks)
+        with scope(make_scope(bus)):
+            node = bus.enter_node("a/b", 2, "function")
+            assert current_scope() is node
+            bus.leave_node(node, {"n": 1, "text": "two"})
+            failed = bus.enter_node("a/c", 2, "function")
+            bus.leave_node(failed, None, ValueError("bad"))
+    from_lines = [event_from_json(line) for line in lines.lines]
+    assert [e.type for e in memory.events] == ["node_started", "node_finished"] * 2
+    finished = [e for e in memory.events if isinstance(e, NodeFinished)]
+
+    def timeless(event: EventBase) -> EventBase:
+        return dataclasses.replace(strip_ids(event), seq=0, started=0.0, duration=0.0)
+
+    assert [timeless(e) for e in from_lines] == [timeless(e) for e in finished]
+    ok, error = from_lines
+    assert isinstance(ok, NodeFinished) and isinstance(error, NodeFinished)
+    assert (ok.node, ok.step, ok.kind, ok.updated, ok.values) == (
+        "a/b",
+        2,
+        "function",
+        ["n", "text"],
+        {"n": 1, "text": "two"},
+    )
+    assert ok.started <= ok.ts and ok.duration == pytest.approx(ok.ts - ok.started)
+    assert ok.parent_span_id == "root-span"
+    assert (error.updated, error.values, error.error) == ([], None, "ValueError: bad")
+    started = memory.events[0]
+    assert isinstance(started, NodeStarted) and started.ts == finished[0].started
+
+
+@pytest.mark.parametrize("lines_only", [True, False])
+def test_what_a_node_wrote_is_masked_or_dropped_in_its_line(lines_only: bool) -> None:
+    secret = "hunter2-password"
+    for content in (True, False):
+        lines = LineCollector("node_finished")
+        sinks: list[Any] = [lines] if lines_only else [lines, MemorySink()]
+        bus = EventBus("r", sinks, content=content, redactor=Redactor(secrets=[secret]))
+        with scope(make_scope(bus)):
+            node = bus.enter_node("a", 1, "function")
+            bus.leave_node(node, {"note": f"pw {secret}", "count": 3, "ok": True})
+            node = bus.enter_node("b", 1, "function")
+            bus.leave_node(node, {"count": 12345}, RuntimeError(f"{secret} rejected"))
+        first, second = (event_from_json(line) for line in lines.lines)
+        assert isinstance(first, NodeFinished) and isinstance(second, NodeFinished)
+        expected = {"note": "pw ***", "count": 3, "ok": True} if content else None
+        assert first.values == expected and first.updated == ["note", "count", "ok"]
+        assert second.error == "RuntimeError: *** rejected"
+        assert all(secret not in line.decode() for line in lines.lines)

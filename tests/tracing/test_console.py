@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tracing_graphs import ANSWER, mapping_graph, nested_pausing_graph, run_triage, triage_trace
 
 from atdak_agents.graph.builder import GraphBuilder
-from atdak_agents.tracing import ConsoleSink, EventBus, MemorySink, read_jsonl, replay
+from atdak_agents.tracing import ConsoleSink, EventBus, JsonlSink, MemorySink, read_jsonl, replay
 from atdak_agents.tracing.events import (
     ModelRequest,
     ModelResponse,
@@ -149,9 +152,14 @@ def test_synthetic_calls_show_fitting_retries_tool_errors_costs_and_previews() -
     ids = {"span_id": "n1", "parent_span_id": "root", "node": "agent", "run_id": "r"}
     call = {**ids, "span_id": "m1", "parent_span_id": "n1"}
     tool = {**ids, "span_id": "t1", "parent_span_id": "n1"}
+    turn = {**ids, "span_id": "m0", "parent_span_id": "n1"}
     for event in [
         RunStarted(run_id="r", span_id="root", graph="g", resumed=True),
         NodeStarted(**ids, kind="agent"),
+        ModelRequest(**turn, model="atdak-llama-70b", message_count=3, estimated_tokens=900),
+        ModelResponse(**turn, model="atdak-llama-70b", content='{"tool_calls": [...]}'),
+        ToolCalled(**tool, tool="refund", call_id="c1", arguments=None, size=17),
+        ToolReturned(**tool, tool="refund", call_id="c1", content="not allowed", is_error=True),
         ModelRetrying(**call, model="m", attempt=1, reason="HTTP 429", wait=1.5),
         ModelRequest(
             **call,
@@ -171,29 +179,29 @@ def test_synthetic_calls_show_fitting_retries_tool_errors_costs_and_previews() -
             finish_reason="length",
             content="A long\nanswer that was cut",
         ),
-        ToolCalled(**tool, tool="refund", call_id="c1", arguments=None, size=17),
-        ToolReturned(**tool, tool="refund", call_id="c1", content="not allowed", is_error=True),
         NodeFinished(**ids, kind="agent", duration=3.0, updated=["answer"]),
         RunFinished(
             run_id="r",
             span_id="root",
             duration=3.2,
-            usage={"requests": 1, "input_tokens": 27012, "output_tokens": 400, "cost": 0.0123},
+            usage={"requests": 2, "input_tokens": 27012, "output_tokens": 400, "cost": 0.0123},
         ),
     ]:
         bus.publish(event)
     assert out.getvalue().splitlines() == [
         "▶ g (resumed)  run r",
         "  ● agent (agent)",
+        "    → atdak-llama-70b  3 messages · ~900 tokens",
+        "    ← 0 in / 0 out · 0.0 ms",  # a tool-calling turn: its markup is not shown
+        "    ⚙ refund (17 chars)",
+        "    ✗ refund failed after 0.0 ms: not allowed",
         "    ↻ retry 1 in 1.50 s: HTTP 429",
         "    → atdak-llama-70b  30 messages · ~27,000 tokens of 30,000 (90.0%) · fitted: "
         "12 dropped or shortened",
         "    A long answer that was cut",
         "    ← 27,012 in / 400 out · 2.50 s · length · $0.0123",
-        "    ⚙ refund (17 chars)",
-        "    ✗ refund failed after 0.0 ms: not allowed",
         "  ✓ agent  3.00 s  wrote answer  27,012 in / 400 out  $0.0123",
-        "■ done in 3.20 s · 0 steps · 1 model call · 27,012 in / 400 out · $0.0123",
+        "■ done in 3.20 s · 0 steps · 2 model calls · 27,012 in / 400 out · $0.0123",
     ]
 
 
@@ -205,3 +213,70 @@ async def test_the_console_asks_for_streaming_only_when_it_shows_tokens(tokens: 
     assert f"    {ANSWER}" in out.getvalue().splitlines()  # streamed, or as a preview
     responses = [e for e in memory.events if isinstance(e, ModelResponse)]
     assert all(r.usage_estimated is tokens for r in responses)  # exact usage unless streamed
+
+
+# --------------------------------------------------------------------------- replay
+
+
+def fan_out_graph() -> GraphBuilder:
+    """Two branches at once: ``slow`` waits without a word while ``quick`` starts after it and
+    finishes first, then a map — the order a replay must rebuild without node starts."""
+
+    async def slow() -> dict[str, Any]:
+        await asyncio.sleep(0.02)
+        return {"log": "slow"}
+
+    async def quick() -> dict[str, Any]:
+        await asyncio.sleep(0)
+        return {"log": "quick"}
+
+    g = GraphBuilder("fan")
+    g.state("log", list, reducer="append")
+    g.state("squares", list)
+    g.function("start", lambda: {"log": "start"}, writes=["log"])
+    g.function("slow", slow, writes=["log"])
+    g.function("quick", quick, writes=["log"])
+    g.map("each", "state.log", lambda item: len(item), writes="squares")
+    g.edge("start", "slow").edge("start", "quick").edge(["slow", "quick"], "each")
+    g.edge("each", "end")
+    return g
+
+
+def failing_graph() -> GraphBuilder:
+    g = GraphBuilder("fails")
+    g.function("boom", fail)
+    g.chain("boom", "end")
+    return g
+
+
+@pytest.mark.parametrize("graph", [fan_out_graph, nested_pausing_graph, failing_graph])
+async def test_plain_output_replays_exactly_from_a_default_trace(
+    tmp_path: Path, graph: Callable[[], GraphBuilder]
+) -> None:
+    live, trace = io.StringIO(), tmp_path / "trace.jsonl"
+    await graph().build().run(sinks=[ConsoleSink(live), JsonlSink(trace)])
+    assert "node_started" not in trace.read_text(encoding="utf-8")
+    again = io.StringIO()
+    replay(trace, ConsoleSink(again))
+    assert again.getvalue() == live.getvalue()
+    assert live.getvalue().count("●") >= 1
+
+
+async def test_fan_out_shows_both_starts_before_either_end() -> None:
+    out = io.StringIO()
+    await fan_out_graph().build().run(sinks=[ConsoleSink(out)])
+    lines = [line.strip().split("  ")[0] for line in out.getvalue().splitlines()[3:7]]
+    assert lines == ["● slow (function)", "● quick (function)", "✓ quick", "✓ slow"]
+
+
+async def test_a_terminal_view_replays_exactly_from_a_trace_with_every_event(
+    tmp_path: Path,
+) -> None:
+    live, trace = Terminal(), tmp_path / "all.jsonl"
+    await triage_trace(
+        tmp_path / "default.jsonl", ConsoleSink(live), JsonlSink(trace, events="all")
+    )
+    assert any(e.type == "token" for e in read_jsonl(trace))
+    again = Terminal()
+    replay(trace, ConsoleSink(again))
+    assert again.getvalue() == live.getvalue()

@@ -71,8 +71,14 @@ def test_without_content_drops_tool_arguments() -> None:
 
 
 def test_event_without_content_fields_is_returned_as_is() -> None:
-    event = NodeFinished(run_id="r")
+    event = MapStarted(run_id="r", items=3)
     assert without_content(event) is event
+
+
+def test_a_node_finished_drops_the_values_it_wrote_without_content() -> None:
+    event = NodeFinished(run_id="r", updated=["answer"], values={"answer": "private"})
+    assert without_content(event).values is None
+    assert without_content(event).updated == ["answer"]  # the keys stay
 
 
 def test_json_schema_describes_every_event_type() -> None:

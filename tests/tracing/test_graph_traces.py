@@ -12,7 +12,13 @@ from tracing_graphs import mapping_graph, nested_pausing_graph
 from atdak_agents.graph.builder import GraphBuilder
 from atdak_agents.graph.checkpoint import InMemoryCheckpointer
 from atdak_agents.tracing import JsonlSink, MemorySink, Redactor, read_jsonl
-from atdak_agents.tracing.events import MapStarted, RunInterrupted, RunStarted, StateUpdated
+from atdak_agents.tracing.events import (
+    MapStarted,
+    NodeFinished,
+    RunInterrupted,
+    RunStarted,
+    StateUpdated,
+)
 
 
 async def test_a_map_announces_how_many_items_it_runs_before_running_them() -> None:
@@ -52,10 +58,13 @@ async def test_run_wide_privacy_settings_reach_every_sink(tmp_path: Path, live: 
     for event in [*memory.events, *streamed, *read_jsonl(path)]:
         assert "tok-1234567890" not in json.dumps(event.__class__.__name__ + repr(event))
     update = next(e for e in memory.events if isinstance(e, StateUpdated))
+    (written,) = [e for e in read_jsonl(path) if isinstance(e, NodeFinished)]
     if live:
         assert update.values == {"note": "token is ***", "reply": "a private reply"}
+        assert written.values == update.values  # the node's line: masked the same way
     else:
         assert update.values is None and "a private reply" not in text
+        assert written.values is None and written.updated == ["note", "reply"]
 
 
 async def test_the_api_key_from_the_environment_is_always_masked(
@@ -95,3 +104,28 @@ async def test_a_pause_for_a_human_and_the_resumed_run_are_in_the_trace() -> Non
     started = second.events[0]
     assert isinstance(started, RunStarted) and started.resumed
     assert second.events[-1].type == "run_finished"
+
+
+async def test_a_default_jsonl_trace_is_one_tree_with_a_line_per_node(tmp_path: Path) -> None:
+    path = tmp_path / "trace.jsonl"
+    await nested_pausing_graph().build().run(sinks=[JsonlSink(path)])
+    events = list(read_jsonl(path))
+    assert not {e.type for e in events} & {"node_started", "state_updated", "token"}
+    spans = {e.span_id for e in events}
+    assert all(e.parent_span_id in spans for e in events if e.parent_span_id)
+    nodes = [e for e in events if isinstance(e, NodeFinished)]
+    assert sorted(e.node or "" for e in nodes) == [
+        "ask",
+        "each",
+        "each[0]/inner",
+        "each[0]/inner/twice",
+        "each[1]/inner",
+        "each[1]/inner/twice",
+        "sub",
+        "sub/twice",
+    ]
+    each = next(e for e in nodes if e.node == "each")
+    assert each.values == {"ys": [{"double": 2}, {"double": 4}]} and each.updated == ["ys"]
+    assert all(e.started <= e.ts for e in nodes)
+    inner = [e for e in events if isinstance(e, RunStarted) and e.parent_span_id]
+    assert {e.parent_span_id for e in inner} <= {e.span_id for e in nodes}  # under their node

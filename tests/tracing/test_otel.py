@@ -16,8 +16,14 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tracing_graphs import ANSWER, nested_pausing_graph, triage_trace
 
 from atdak_agents.graph.builder import GraphBuilder
-from atdak_agents.tracing import OtelSink, read_jsonl, replay
-from atdak_agents.tracing.events import ModelRequest, ToolCalled
+from atdak_agents.tracing import JsonlSink, OtelSink, read_jsonl, replay
+from atdak_agents.tracing.events import (
+    ModelRequest,
+    NodeFinished,
+    RunFinished,
+    RunStarted,
+    ToolCalled,
+)
 
 
 @pytest.fixture
@@ -161,3 +167,46 @@ def test_without_opentelemetry_the_error_says_what_to_install() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1
     assert "pip install 'atdak-agents[otel]'" in result.stderr
+
+
+def shape(spans: tuple[ReadableSpan, ...]) -> list[tuple[Any, ...]]:
+    """Each span's name, its parent's name, its times, status and attributes."""
+    by_id = {s.context.span_id: s.name for s in spans}
+    return sorted(
+        (
+            s.name,
+            by_id.get(s.parent.span_id) if s.parent is not None else None,
+            s.start_time,
+            s.end_time,
+            s.status.status_code,
+            json.dumps(dict(s.attributes or {}), sort_keys=True, default=str),
+        )
+        for s in spans
+    )
+
+
+async def test_a_default_trace_exports_the_same_spans_as_the_live_run(tmp_path: Path) -> None:
+    """Live, the sink sees each node start; replayed from a default trace (no node_started),
+    the same tree comes out, with the same times."""
+    live, replayed = InMemorySpanExporter(), InMemorySpanExporter()
+    trace = tmp_path / "nested.jsonl"
+    await nested_pausing_graph().build().run(sinks=[sink(live), JsonlSink(trace)])
+    assert "node_started" not in trace.read_text(encoding="utf-8")
+    replay(trace, sink(replayed))
+    assert shape(replayed.get_finished_spans()) == shape(live.get_finished_spans())
+    assert len(live.get_finished_spans()) == 12  # runs, nodes, map items, subgraphs
+
+
+def test_a_node_without_a_start_still_gets_its_span(exporter: InMemorySpanExporter) -> None:
+    otel = sink(exporter)
+    for event in [
+        RunStarted(run_id="r", span_id="run", graph="g", ts=1.0),
+        NodeFinished(
+            run_id="r", span_id="n", parent_span_id="run", node="a", kind="llm", ts=3.0, started=2.0
+        ),
+        RunFinished(run_id="r", span_id="run", ts=4.0),
+    ]:
+        otel.write(event)
+    node = by_name(exporter.get_finished_spans())["llm a"]
+    assert (node.start_time, node.end_time) == (2_000_000_000, 3_000_000_000)
+    assert parent_of(node, exporter.get_finished_spans()).name == "invoke_workflow g"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import structlog
 
+from atdak_agents.exceptions import UsageError
 from atdak_agents.tracing import (
     EventBus,
     JsonlSink,
@@ -23,10 +24,13 @@ from atdak_agents.tracing.events import (
     NodeFinished,
     NodeStarted,
     RunFinished,
+    RunStarted,
+    StateUpdated,
     TokenDelta,
     ToolCalled,
     ToolReturned,
 )
+from atdak_agents.tracing.sinks import restore_node_starts
 
 
 def test_jsonl_trace_is_written_and_read_back(tmp_path: Path) -> None:
@@ -94,39 +98,127 @@ def test_structlog_sink_logs_typed_fields_and_masks_secrets() -> None:
 
 
 def test_only_flushing_event_types_start_with_c_or_r() -> None:
-    """JsonlSink tells a flushing line by its tenth byte; a new type must keep that true."""
-    flushing = {"checkpoint_saved", "run_started", "run_finished", "run_failed", "run_interrupted"}
-    assert {name for name in EVENT_TYPES if name[0] in "cr"} == flushing
+    """JsonlSink tells a flushing line by its tenth byte (and ``run_started``, which does not
+    flush, by its fourteenth); a new type must keep that true."""
+    flushing = {"checkpoint_saved", "run_finished", "run_failed", "run_interrupted"}
+    assert {name for name in EVENT_TYPES if name[0] in "cr" and name[4] != "s"} == flushing
+    assert [name for name in EVENT_TYPES if name[0] == "r" and name[4] == "s"] == ["run_started"]
 
 
 def test_lines_are_batched_until_a_checkpoint_or_the_end_of_the_run(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
     sink = JsonlSink(path)
     bus = EventBus("r", [sink])
-    bus.publish(NodeStarted(run_id="r", kind="function"))
-    assert path.read_bytes() == b""  # held in memory
+    bus.publish(RunStarted(run_id="r", graph="g"))
+    bus.publish(NodeFinished(run_id="r", kind="function"))
+    assert path.read_bytes() == b""  # held in memory, the run's start too
     bus.publish(CheckpointSaved(run_id="r", checkpoint_id="r:1"))
-    assert path.read_text(encoding="utf-8").count("\n") == 2
+    assert path.read_text(encoding="utf-8").count("\n") == 3
     for _ in range(2000):  # more than a batch: written without waiting for a checkpoint
-        bus.publish(TokenDelta(run_id="r", text="字" * 20, size=20))
+        bus.publish(ToolReturned(run_id="r", content="字" * 20, size=20))
     assert path.stat().st_size > 65536
     bus.close()
-    assert len(list(read_jsonl(path))) == 2002
+    assert len(list(read_jsonl(path))) == 2003
+
+
+def test_a_trace_keeps_one_line_per_node_unless_asked_for_everything(tmp_path: Path) -> None:
+    default, everything = tmp_path / "default.jsonl", tmp_path / "all.jsonl"
+    chosen = tmp_path / "chosen.jsonl"
+    bus = EventBus(
+        "r",
+        [
+            JsonlSink(default),
+            JsonlSink(everything, events="all"),
+            JsonlSink(chosen, events=["token"]),
+        ],
+    )
+    for event in [
+        RunStarted(run_id="r", graph="g"),
+        NodeStarted(run_id="r", kind="llm"),
+        TokenDelta(run_id="r", text="hi", size=2),
+        NodeFinished(run_id="r", kind="llm", updated=["n"], values={"n": "hi"}),
+        StateUpdated(run_id="r", keys=["n"], values={"n": "hi"}),
+        RunFinished(run_id="r"),
+    ]:
+        bus.publish(event)
+    bus.close()
+    assert [e.type for e in read_jsonl(default)] == ["run_started", "node_finished", "run_finished"]
+    assert len(list(read_jsonl(everything))) == 6
+    assert [e.type for e in read_jsonl(chosen)] == ["token"]
+    assert [e.seq for e in read_jsonl(everything)] == [1, 2, 3, 4, 5, 6]  # the run's stream
+    with pytest.raises(UsageError, match="unknown event type 'node_start'"):
+        JsonlSink(default, events=["node_start"])
 
 
 def test_replay_feeds_sinks_and_callables_and_closes_sinks(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
-    bus = EventBus("r", [JsonlSink(path)])
+    bus = EventBus("r", [JsonlSink(path, events="all")])
     bus.publish(NodeStarted(run_id="r", kind="function", node="a"))
     bus.publish(RunFinished(run_id="r", status="done"))
     bus.close()
     memory, seen = MemorySink(), []
     copy = tmp_path / "copy.jsonl"
-    assert replay(path, memory, seen.append, JsonlSink(copy)) == 2
+    assert replay(path, memory, seen.append, JsonlSink(copy, events="all")) == 2
     assert [e.type for e in memory.events] == ["node_started", "run_finished"] and memory.closed
     assert seen == memory.events
     assert copy.read_bytes() == path.read_bytes()
     assert replay(memory.events, MemorySink(), close=False) == 2
+    only_ends = MemorySink(events=["run_finished"])  # a sink gets the types it wants
+    replay(path, only_ends)
+    assert [e.type for e in only_ends.events] == ["run_finished"]
+
+
+def finished(span: str, parent: str, ts: float, *, started: float, node: str) -> NodeFinished:
+    return NodeFinished(
+        run_id="r",
+        span_id=span,
+        parent_span_id=parent,
+        node=node,
+        kind="function",
+        ts=ts,
+        started=started,
+        duration=ts - started,
+    )
+
+
+def test_replay_puts_each_nodes_start_back_where_it_was() -> None:
+    """Two concurrent nodes (``a`` waits without a word; ``b`` makes a call and ends first) and
+    a map item inside ``a``: each restored start lands where the live one was."""
+    run = RunStarted(run_id="r", span_id="run", graph="g", ts=1.0)
+    call = ModelRequest(run_id="r", span_id="m", parent_span_id="b", node="b", ts=4.0)
+    b_done = finished("b", "run", 5.0, started=3.0, node="b")
+    item_done = finished("i", "a", 6.0, started=5.5, node="a[0]/x")
+    a_done = finished("a", "run", 7.0, started=2.0, node="a")
+    end = RunFinished(run_id="r", span_id="run", ts=8.0)
+    order = [
+        (e.type, e.span_id)
+        for e in restore_node_starts([run, call, b_done, item_done, a_done, end])
+    ]
+    assert order == [
+        ("run_started", "run"),
+        ("node_started", "a"),
+        ("node_started", "b"),
+        ("model_request", "m"),
+        ("node_finished", "b"),
+        ("node_started", "i"),
+        ("node_finished", "i"),
+        ("node_finished", "a"),
+        ("run_finished", "run"),
+    ]
+    restored = [e for e in restore_node_starts([run, a_done, end]) if isinstance(e, NodeStarted)]
+    assert [(e.ts, e.kind, e.node, e.parent_span_id, e.seq) for e in restored] == [
+        (2.0, "function", "a", "run", 0)
+    ]
+
+
+def test_replay_leaves_a_trace_that_has_its_starts_as_it_is() -> None:
+    events = [
+        RunStarted(run_id="r", span_id="run", ts=1.0),
+        NodeStarted(run_id="r", span_id="a", parent_span_id="run", ts=2.0),
+        finished("a", "run", 3.0, started=2.0, node="a"),
+        RunFinished(run_id="r", span_id="run", ts=4.0),
+    ]
+    assert list(restore_node_starts(events)) == events
 
 
 def test_structlog_sink_uses_levels_so_the_application_can_filter() -> None:

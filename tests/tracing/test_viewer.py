@@ -9,6 +9,7 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tracing_graphs import nested_pausing_graph, triage_trace
@@ -52,11 +53,38 @@ async def test_the_model_of_a_real_run_has_its_nodes_calls_budgets_and_totals(
         assert spans[call["parent"]]["kind"] == "node"
         assert call["detail"]["budget"] == 109440 and call["detail"]["context_window"] == 128000
         assert call["detail"]["messages"]
-    assert calls[-1]["detail"]["streamed"] == calls[-1]["detail"]["content"]
-    assert calls[-1]["detail"]["first_token"] > 0  # time to the first streamed token
+    assert calls[-1]["detail"]["streamed"] == ""  # a default trace keeps no tokens
     tool = next(s for s in model["spans"] if s["kind"] == "tool")
     assert tool["detail"]["arguments"] == {"order_id": "10423"}
     assert spans[tool["parent"]]["name"] == "shipping_agent"
+    classify = spans[calls[0]["parent"]]
+    assert classify["detail"]["values"] == {"category": "shipping"}  # what the node wrote
+
+
+async def test_a_trace_with_every_event_shows_the_same_and_more(tmp_path: Path) -> None:
+    """Recorded with ``events="all"`` (node starts, state updates, tokens): the same spans and
+    totals as from the default trace of the same run, plus streaming and the states."""
+    everything = tmp_path / "all.jsonl"
+    trace = await triage_trace(tmp_path / "trace.jsonl", JsonlSink(everything, events="all"))
+    types = {e.type for e in read_jsonl(everything)}
+    assert {"node_started", "state_updated", "token"} <= types
+    assert (
+        not types & {"node_started", "state_updated", "token"} & {e.type for e in read_jsonl(trace)}
+    )
+    full, default = trace_model(read_jsonl(everything)), trace_model(read_jsonl(trace))
+    assert full["totals"] == default["totals"]
+
+    def bars(model: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [
+            (s["kind"], s["name"], s["parent"], s["tokens_in"], s["cost"]) for s in model["spans"]
+        ]
+
+    assert bars(full) == bars(default)
+    calls = [s for s in full["spans"] if s["kind"] == "model"]
+    assert calls[-1]["detail"]["streamed"] == calls[-1]["detail"]["content"]
+    assert calls[-1]["detail"]["first_token"] > 0  # time to the first streamed token
+    run = full["spans"][0]
+    assert [state["keys"] for state in run["detail"]["states"]] == [["category"], ["answer"]]
 
 
 def test_the_page_is_one_self_contained_file() -> None:

@@ -220,6 +220,7 @@
       ["wrote", (d.updated || []).join(", ")], ["items", d.items],
       ["model calls", s.calls || null], ["tokens", tokens(s)], ["cost", cost(s.cost)],
       ["error", d.error]]);
+    block(box, "values written", d.values, false);
   }
 
   function budget(box, d) {
