@@ -1,15 +1,15 @@
-"""Publishing events: the run's event bus, live subscriptions, and the current span.
+"""Publishing events: the run's event bus.
 
 One :class:`EventBus` per run delivers events, in order, to its sinks (JSONL, console, structlog,
-OpenTelemetry) and to live subscribers (``run.events()``). Code anywhere below the engine emits
-with :func:`emit`; which run, node and span an event belongs to comes from a ``ContextVar``
-(:class:`Scope`), so concurrent branches each carry their own. When nobody listens, emitting costs
-one ``ContextVar`` lookup.
+OpenTelemetry) and to live subscribers (``run.events()``), numbering them. Code anywhere below
+the engine emits with :func:`~atdak_agents.tracing.scope.emit`; which run, node and span an
+event belongs to comes from the current :class:`~atdak_agents.tracing.scope.Scope`. When nobody
+listens, emitting costs one ``ContextVar`` lookup.
 
-Each sink and subscriber receives only the event types it wants (a sink says so with a
-``wants(event_type)`` method; without one it gets everything): a JSONL trace leaves out
-``node_started``, ``state_updated`` and ``token`` unless asked. Which types anyone wants is
-worked out when sinks and subscriptions change, so an event nobody wants is never built.
+Each sink and subscriber receives only the event types it wants (see
+:mod:`~atdak_agents.tracing.routing`): a JSONL trace leaves out ``node_started``,
+``state_updated`` and ``token`` unless asked. Who wants what is worked out when sinks and
+subscriptions change, so an event nobody wants is never built.
 
 The bus applies the run's privacy settings once, for everyone: with ``content=False`` message
 contents, arguments and values are dropped (sizes and token counts stay), and its
@@ -20,26 +20,24 @@ Two kinds of sink: an object sink gets each event (``write(event)``); a *line* s
 ``takes_lines = True``, such as :class:`~atdak_agents.tracing.sinks.JsonlSink`) gets it
 serialised, as one JSON line (``write_line(line)``). While only line sinks listen, events are
 never built as objects: the engine's fields go straight from a dict into JSON, which keeps
-tracing to a file cheap enough to leave on.
+tracing to a file cheap enough to leave on. A node is the hot case: :meth:`EventBus.enter_node`
+and :meth:`EventBus.leave_node` give it its span and, at its end, its one line.
+
+(The names of :mod:`~atdak_agents.tracing.routing` and :mod:`~atdak_agents.tracing.scope` are
+importable from here too.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from contextvars import ContextVar, Token
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from .events import (
     CONTENT_FIELDS,
-    EVENT_TYPES,
     LINE_OPTIONS,
     OWN_FIELD_COUNTS,
     RECORD_DEFAULTS,
@@ -54,11 +52,35 @@ from .events import (
     jsonable,
     without_content,
 )
+from .routing import (
+    ALL_TYPES,
+    EMPTY,
+    LineSink,
+    Route,
+    Sink,
+    Subscription,
+    layout,
+    types_of,
+    wants,
+)
+from .scope import (
+    CURRENT_SCOPE,
+    NodeScope,
+    Scope,
+    current_scope,
+    emit,
+    enter,
+    leave,
+    new_span_id,
+    scope,
+    span,
+)
 
 if TYPE_CHECKING:
     from .redact import Redactor
 
 __all__ = [
+    "ALL_TYPES",
     "EventBus",
     "LineSink",
     "NodeScope",
@@ -72,170 +94,12 @@ __all__ = [
     "new_span_id",
     "scope",
     "span",
+    "types_of",
     "wants",
 ]
 
 E = TypeVar("E", bound=EventBase)
-
-
-class Sink(Protocol):
-    """Where a trace goes: ``write`` gets each event of a run, ``close`` ends the run.
-
-    A sink may also define ``wants(event_type) -> bool``: it then receives only the types it
-    wants (asked once, when it is added to a run, not per event).
-    """
-
-    def write(self, event: EventBase) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class LineSink(Sink, Protocol):
-    """A sink that takes events serialised: one JSON line each (ending in a newline)."""
-
-    takes_lines: bool
-
-    def write_line(self, line: bytes) -> None: ...
-
-
-ALL_TYPES: frozenset[str] = frozenset(EVENT_TYPES)
-
-
-def wants(consumer: Any, event_type: str) -> bool:
-    """Whether ``consumer`` (a sink, a subscription, a callable) takes events of that type."""
-    return event_type in types_of(consumer)
-
-
-def types_of(consumer: Any) -> frozenset[str]:
-    """The event types ``consumer`` takes: its ``event_types``, else those its ``wants(type)``
-    accepts, else all."""
-    types = getattr(consumer, "event_types", None)
-    if types is not None:
-        return frozenset(types)
-    method = getattr(consumer, "wants", None)
-    if method is None:
-        return ALL_TYPES
-    return frozenset(name for name in EVENT_TYPES if method(name))
-
-
-def new_span_id() -> str:
-    """A random 64-bit span id as 16 hex digits (the OpenTelemetry span id format)."""
-    return random.randbytes(8).hex()
-
-
-class Subscription:
-    """A live stream of a run's events: ``async for event in subscription``.
-
-    ``include`` / ``exclude`` filter by event type (e.g. ``exclude={"token"}``); with
-    ``content=False`` contents are dropped as in a privacy-preserving trace.
-    """
-
-    def __init__(
-        self,
-        *,
-        include: Collection[str] | None = None,
-        exclude: Collection[str] = (),
-        content: bool = True,
-    ) -> None:
-        self._include = frozenset(include) if include is not None else None
-        self._exclude = frozenset(exclude)
-        #: The event types it takes.
-        self.event_types = (
-            ALL_TYPES if self._include is None else ALL_TYPES & self._include
-        ) - self._exclude
-        self._content = content
-        self._items: deque[EventBase] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-
-    def wants(self, event_type: str) -> bool:
-        if event_type in self._exclude:
-            return False
-        return self._include is None or event_type in self._include
-
-    def push(self, event: EventBase) -> None:
-        """Queue ``event`` (the bus pushes only the types this subscription wants)."""
-        if self._closed:
-            return
-        self._items.append(event if self._content else without_content(event))
-        self._wake()
-
-    def close(self) -> None:
-        self._closed = True
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def __aiter__(self) -> AsyncIterator[EventBase]:
-        return self
-
-    async def __anext__(self) -> EventBase:
-        while not self._items:
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.popleft()
-
-    def drain(self) -> list[EventBase]:
-        """Everything received so far that was not iterated yet (non-blocking)."""
-        items = list(self._items)
-        self._items.clear()
-        return items
-
-
-class _Route:
-    """Who receives one event type: indices into the bus's object sinks, subscribers and
-    line sinks."""
-
-    __slots__ = ("lines", "objects", "subscribers")
-
-    def __init__(
-        self, objects: tuple[int, ...], subscribers: tuple[int, ...], lines: tuple[int, ...]
-    ) -> None:
-        self.objects = objects
-        self.subscribers = subscribers
-        self.lines = lines
-
-
-class _Layout:
-    """The routes of every event type for one combination of consumers' type sets. Layouts
-    are shared by every bus with the same combination (a run with one default JSONL sink
-    computes nothing), so adding a sink or subscriber costs a dictionary lookup."""
-
-    __slots__ = ("by_class", "by_name", "wanted")
-
-    def __init__(self, key: tuple[tuple[frozenset[str], ...], ...]) -> None:
-        objects, subscribers, lines = key
-        self.by_name: dict[str, _Route] = {}
-        for name in frozenset().union(*objects, *subscribers, *lines):
-            self.by_name[name] = _Route(
-                tuple(i for i, t in enumerate(objects) if name in t),
-                tuple(i for i, t in enumerate(subscribers) if name in t),
-                tuple(i for i, t in enumerate(lines) if name in t),
-            )
-        self.by_class = {EVENT_TYPES[name]: route for name, route in self.by_name.items()}
-        self.wanted: frozenset[object] = frozenset(self.by_class)
-
-
-_LAYOUTS: dict[tuple[tuple[frozenset[str], ...], ...], _Layout] = {}
-_MAX_LAYOUTS = 256
-_EMPTY = _Layout(((), (), ()))
-
-
-def _layout(key: tuple[tuple[frozenset[str], ...], ...]) -> _Layout:
-    layout = _LAYOUTS.get(key)
-    if layout is None:
-        if len(_LAYOUTS) >= _MAX_LAYOUTS:
-            _LAYOUTS.clear()
-        layout = _LAYOUTS[key] = _Layout(key)
-    return layout
+_current = CURRENT_SCOPE
 
 
 _SPAN_COUNTER_BITS = 32
@@ -306,13 +170,13 @@ class EventBus:
         # span ids: a counter under 32 random high bits (a resumed run's new bus starts afresh)
         self._span_base = random.getrandbits(64 - _SPAN_COUNTER_BITS) << _SPAN_COUNTER_BITS
         self._spans = 0
-        self._routes: dict[type[EventBase], _Route] = {}
-        self._by_name: dict[str, _Route] = {}
+        self._routes: dict[type[EventBase], Route] = {}
+        self._by_name: dict[str, Route] = {}
         #: The event types someone wants (emitters skip the rest before building anything).
         self.wanted: frozenset[object] = frozenset()
         self.active = False
-        self._started: _Route | None = None
-        self._finished: _Route | None = None
+        self._started: Route | None = None
+        self._finished: Route | None = None
         self._finished_lines: list[LineSink] | None = None  # when only line sinks take it
         for sink in sinks:
             self._add(sink)
@@ -373,14 +237,14 @@ class EventBus:
         """Work out, per event type, who receives it (once per change, never per event)."""
         if self._subscribers:
             subscribers = tuple(s.event_types for s in self._subscribers)
-            layout = _layout((tuple(self._object_types), subscribers, tuple(self._line_types)))
+            shared = layout((tuple(self._object_types), subscribers, tuple(self._line_types)))
         elif self._sinks:
-            layout = _layout((tuple(self._object_types), (), tuple(self._line_types)))
+            shared = layout((tuple(self._object_types), (), tuple(self._line_types)))
         else:
-            layout = _EMPTY
-        routes = self._routes = layout.by_class
-        self._by_name = layout.by_name
-        self.wanted = layout.wanted
+            shared = EMPTY
+        routes = self._routes = shared.by_class
+        self._by_name = shared.by_name
+        self.wanted = shared.wanted
         self.active = bool(routes)
         self._started = routes.get(NodeStarted)
         self._finished = finished = routes.get(NodeFinished)
@@ -483,7 +347,7 @@ class EventBus:
         event.seq = self._seq
         self._deliver(event, route)
 
-    def _deliver(self, event: E, route: _Route) -> E:
+    def _deliver(self, event: E, route: Route) -> E:
         if not self.content:
             event = without_content(event)  # type: ignore[assignment]
         if self.redactor is not None:
@@ -632,145 +496,3 @@ class EventBus:
         self._object_sinks.clear()
         self._object_types.clear()
         self._refresh()
-
-
-class Scope:
-    """Where the running code is: which run, step, node and span its events belong to (and,
-    for a node's span, when it started)."""
-
-    __slots__ = ("bus", "node", "parent_span_id", "run_id", "span_id", "started", "step")
-
-    def __init__(
-        self,
-        bus: EventBus,
-        run_id: str,
-        span_id: str,
-        parent_span_id: str | None = None,
-        step: int | None = None,
-        node: str | None = None,
-        started: float = 0.0,
-    ) -> None:
-        self.bus = bus
-        self.run_id = run_id
-        self.span_id = span_id
-        self.parent_span_id = parent_span_id
-        self.step = step
-        self.node = node
-        self.started = started
-
-    def __repr__(self) -> str:
-        return f"Scope(run_id={self.run_id!r}, span_id={self.span_id!r}, node={self.node!r})"
-
-    def child(self, *, node: str | None = None, step: int | None = None) -> Scope:
-        """A span under this one (its id counted by the run's bus)."""
-        return Scope(
-            self.bus,
-            self.run_id,
-            self.bus.new_span_id(),
-            self.span_id,
-            self.step if step is None else step,
-            self.node if node is None else node,
-        )
-
-    def emit(self, cls: Callable[..., E], **fields: Any) -> E | None:
-        """Publish an event of type ``cls`` in this scope (``None`` when nobody wants it, or
-        only sinks that take serialised lines)."""
-        bus = self.bus
-        if cls not in bus.wanted:
-            return None
-        return bus.emit(cls, self, fields)
-
-
-class NodeScope(Scope):
-    """A node's scope, with what ending it needs: its kind and the token that makes the scope
-    around it current again."""
-
-    __slots__ = ("kind", "token")
-
-    token: Token[Scope | None]
-
-    def __init__(
-        self,
-        bus: EventBus,
-        span_id: str,
-        parent_span_id: str | None,
-        step: int,
-        node: str,
-        started: float,
-        kind: str,
-    ) -> None:
-        self.bus = bus
-        self.run_id = bus.run_id
-        self.span_id = span_id
-        self.parent_span_id = parent_span_id
-        self.step = step
-        self.node = node
-        self.started = started
-        self.kind = kind
-
-
-_current: ContextVar[Scope | None] = ContextVar("atdak_agents_scope", default=None)
-
-
-def current_scope() -> Scope | None:
-    """The scope of the running code, or ``None`` outside any run."""
-    return _current.get()
-
-
-def emit(cls: Callable[..., E], **fields: Any) -> E | None:
-    """Publish an event in the current scope; does nothing outside a run or when nobody wants
-    that type."""
-    current = _current.get()
-    if current is None:
-        return None
-    return current.emit(cls, **fields)
-
-
-class _Entered:
-    """Makes a scope current for a ``with`` block (a class: cheaper than a generator)."""
-
-    __slots__ = ("_token", "_value")
-
-    def __init__(self, value: Scope) -> None:
-        self._value = value
-        self._token: Token[Scope | None] | None = None
-
-    def __enter__(self) -> Scope:
-        self._token = _current.set(self._value)
-        return self._value
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._token is not None:
-            _current.reset(self._token)
-
-
-def enter(value: Scope) -> Token[Scope | None]:
-    """Make ``value`` the current scope until :func:`leave` is given the token (for code that
-    cannot use a ``with`` block)."""
-    return _current.set(value)
-
-
-def leave(token: Token[Scope | None]) -> None:
-    """Undo the :func:`enter` that gave ``token``."""
-    _current.reset(token)
-
-
-def scope(value: Scope) -> AbstractContextManager[Scope]:
-    """Make ``value`` the current scope inside the ``with`` block."""
-    return _Entered(value)
-
-
-def span(
-    *, node: str | None = None, step: int | None = None
-) -> AbstractContextManager[Scope | None]:
-    """A child span of the current scope (a model call, a tool call, a nested node); outside a
-    run it gives ``None``."""
-    parent = _current.get()
-    if parent is None:
-        return nullcontext()
-    return _Entered(parent.child(node=node, step=step))

@@ -36,7 +36,6 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import UsageError
-from .bus import ALL_TYPES
 from .events import (
     CheckpointSaved,
     EventBase,
@@ -55,6 +54,7 @@ from .events import (
     ToolReturned,
     start_of,
 )
+from .routing import ALL_TYPES
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer, TracerProvider

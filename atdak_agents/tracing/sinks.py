@@ -17,7 +17,6 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .bus import ALL_TYPES, types_of
 from .events import (
     LIVE_ONLY,
     Event,
@@ -32,6 +31,7 @@ from .events import (
     without_content,
 )
 from .redact import Redactor
+from .routing import ALL_TYPES, types_of
 
 __all__ = [
     "TRACE_EVENTS",
