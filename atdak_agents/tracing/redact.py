@@ -35,6 +35,7 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 _HINTS: dict[str, str] = {DEFAULT_PATTERNS[0]: "bearer", DEFAULT_PATTERNS[1]: "sk-"}
 
 _MIN_SECRET = 4  # shorter values would mask ordinary words
+_SCALARS = frozenset({int, float, bool, type(None)})  # nothing to mask in them
 
 E = TypeVar("E", bound=EventBase)
 
@@ -121,13 +122,24 @@ class Redactor:
     # ------------------------------------------------------------------ values and events
 
     def value(self, value: Any) -> Any:
-        """A copy of a nested structure (dicts, lists, strings) with secrets masked."""
-        if isinstance(value, str):
+        """A nested structure (dicts, lists, strings) with secrets masked in its text: a copy
+        where something was masked, the same object where nothing was (numbers, booleans and
+        text without secrets cost a type check or a scan, nothing is rebuilt)."""
+        kind = type(value)
+        if kind in _SCALARS:
+            return value
+        if kind is str or isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
-            return {k: self.value(v) for k, v in value.items()}
+            for item in value.values():
+                if self.value(item) is not item:
+                    return {k: self.value(v) for k, v in value.items()}
+            return value
         if isinstance(value, list | tuple):
-            return [self.value(v) for v in value]
+            for item in value:
+                if self.value(item) is not item:
+                    return [self.value(v) for v in value]
+            return value
         return value
 
     def event(self, event: E) -> E:
@@ -138,7 +150,7 @@ class Redactor:
             value = getattr(event, name)
             if value:
                 masked = self.value(value)
-                if masked != value:
+                if masked is not value:
                     changes[name] = masked
         return dataclasses.replace(event, **changes) if changes else event
 
