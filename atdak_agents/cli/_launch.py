@@ -216,7 +216,7 @@ class Launch:
         if not self.as_json:
             sinks.append(ConsoleSink(sys.stderr))
         if self.trace is not None:
-            sinks.append(JsonlSink(self.trace, redactor=self.redactor))
+            sinks.append(JsonlSink(self.trace))  # the run's redactor masks every sink
         return sinks
 
     @contextlib.asynccontextmanager
