@@ -332,6 +332,17 @@ class Run:
         self.reason = str(exc)
         self._root.emit(RunInterrupted, reason=self.reason, usage=_usage_dict(self.env.usage))
 
+    async def interrupt(self, reason: str = "stopped") -> None:
+        """Stop the run between steps, resumably: it is stored as ``interrupted`` with
+        ``reason`` and its lease is given back (a run that has ended or waits is left as is).
+        To stop a step in progress, cancel the task running it instead."""
+        if self.status in TERMINAL | {"waiting", "interrupted"}:
+            return
+        if self.status == "pending":  # never started: nothing is stored
+            self.status, self.reason = "interrupted", reason
+            return
+        await self._interrupt(reason)
+
     async def _interrupt(self, reason: str) -> None:
         self.status = "interrupted"
         self.reason = reason

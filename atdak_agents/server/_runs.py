@@ -302,14 +302,8 @@ class RunManager:
         if run.status == "waiting":
             if live.channel.last_type != "run_interrupted":  # the engine says so itself
                 self._publish(run, RunInterrupted, reason=WAITING_REASON, question=run.question)
-        elif run.status == "pending":  # stopped before its first step: nothing was stored
-            run.status, run.reason = "interrupted", SHUTDOWN_REASON
         elif run.status not in STOPPED:
-            reason = CANCELLED if live.cancel_requested else SHUTDOWN_REASON
-            await run.release()
-            await self.checkpointer.update_run(run.id, status="interrupted", error=reason)
-            run.status, run.reason = "interrupted", reason
-            self._publish(run, RunInterrupted, reason=reason)
+            await run.interrupt(CANCELLED if live.cancel_requested else SHUTDOWN_REASON)
 
     async def _fail(self, live: LiveRun, exc: Exception) -> None:
         run = live.run

@@ -147,3 +147,24 @@ async def test_deployment_settings_do_not_change_the_fingerprint(
     counter.limits(steps=100)  # a higher limit is not a different graph
     result = await counter.build().resume(first.run_id, checkpointer=checkpointer)
     assert result.status == "done"
+
+
+async def test_a_run_can_be_interrupted_between_steps_and_resumed(
+    counter: GraphBuilder, checkpointer: InMemoryCheckpointer
+) -> None:
+    graph = counter.build()
+    run = graph.start(checkpointer=checkpointer)
+    await run.step()
+    await run.interrupt("maintenance window")
+    stored = await checkpointer.get_run(run.id)
+    assert stored is not None and (stored.status, stored.error) == (
+        "interrupted",
+        "maintenance window",
+    )
+    assert run.result().reason == "maintenance window"
+    result = await graph.resume(run.id, checkpointer=checkpointer)  # the lease was given back
+    assert result.status == "done" and result.state["n"] == 94
+    never_started = graph.start(checkpointer=checkpointer)
+    await never_started.interrupt()
+    assert never_started.status == "interrupted"
+    assert await checkpointer.get_run(never_started.id) is None
