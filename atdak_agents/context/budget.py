@@ -9,10 +9,16 @@ For each request, ``prompt budget = context window - max_tokens - safety margin`
 Prompt sizes are estimated with the model's tokenizer (cached per message) and corrected by the
 model's learnt calibration; :func:`record_usage` feeds that calibration from each answer's
 ``usage.prompt_tokens``.
+
+Most prompts are far below their budget, and that can be known without estimating them: a
+tokenizer never gives more tokens than its ``upper_bound`` of a text's UTF-8 size
+(:meth:`PromptCounter.certainly_fits`), so fitting such a prompt counts nothing, and the
+calibration's estimate of it is made only if its factor is needed later.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,7 +29,16 @@ from ..messages import KIND, Message
 from ..providers._wire import ChatCompletion, ChatCompletionRequest
 from ..providers.profiles import ModelProfile, default_registry
 from .calibration import TokenCalibration, default_calibration
-from .tokens import REPLY_PRIMING, Tokenizer, count_message_tokens, get_tokenizer, json_tokens
+from .tokens import (
+    MESSAGE_OVERHEAD,
+    REPLY_PRIMING,
+    Tokenizer,
+    count_message_tokens,
+    get_tokenizer,
+    json_text,
+    json_tokens,
+    message_token_bound,
+)
 
 __all__ = [
     "ContextBudget",
@@ -147,6 +162,44 @@ class PromptCounter:
         """Calibrated prompt tokens of ``messages`` (and ``tools``)."""
         return self.calibrated(self.raw(messages, tools))
 
+    def bound(self, messages: Sequence[Message], tools: Sequence[Any] | None = None) -> int | None:
+        """A raw count :meth:`raw` never exceeds, from the sizes of the texts alone (``None``
+        when the tokenizer has no ``upper_bound``)."""
+        upper = getattr(self.tokenizer, "upper_bound", None)
+        if upper is None:
+            return None
+        total = sum([message_token_bound(m, upper) for m in messages])
+        if messages:
+            total += REPLY_PRIMING
+        if tools:
+            total += upper(json_text(list(tools)))
+        return int(total)
+
+    def certainly_fits(
+        self, messages: Sequence[Message], prompt_tokens: int, tools: Sequence[Any] | None = None
+    ) -> bool:
+        """Whether the calibrated estimate of ``messages`` (and ``tools``) is surely within
+        ``prompt_tokens``, judged from :meth:`bound` without estimating anything. ``False``
+        means only "maybe not": count to know."""
+        bound = self.bound(messages, tools)
+        if bound is None:
+            return False
+        factor = self.calibration.factor_bound(self.model)  # makes no pending estimate
+        if bound <= math.floor(prompt_tokens / factor):
+            return True
+        return bound <= self.raw_limit(prompt_tokens)  # with the factor itself
+
+    def lower_bound(self, messages: Sequence[Message]) -> int:
+        """A raw count :meth:`raw` is never below: the framing, and the system prompts (whose
+        counts are remembered by content)."""
+        total = REPLY_PRIMING if messages else 0
+        for message in messages:
+            if message.role == "system":
+                total += self.message(message)
+            else:
+                total += MESSAGE_OVERHEAD
+        return total
+
     def parts(
         self, messages: Sequence[Message], tools: Sequence[Any] | None = None
     ) -> dict[str, int]:
@@ -258,3 +311,20 @@ def record_usage(
     counter = counter or PromptCounter(request.model)
     raw = counter.raw(request.messages, request.tools)
     return counter.calibration.observe(counter.model, raw, usage.prompt_tokens)
+
+
+def record_usage_later(
+    request: ChatCompletionRequest, completion: ChatCompletion, *, counter: PromptCounter
+) -> None:
+    """:func:`record_usage`, estimating the request only when the calibration is next read
+    (see :meth:`TokenCalibration.observe_later`); a request too small to be sure it counts as
+    a sample is estimated at once."""
+    usage = completion.usage
+    if usage is None or usage.estimated or usage.prompt_tokens <= 0:
+        return
+    calibration = counter.calibration
+    if counter.lower_bound(request.messages) < calibration.min_tokens:
+        record_usage(request, completion, counter=counter)
+        return
+    estimate = functools.partial(counter.raw, request.messages, request.tools)
+    calibration.observe_later(counter.model, estimate, usage.prompt_tokens)

@@ -168,6 +168,8 @@ class FitContext:
     index: HistoryIndex
     tools: Sequence[Any] | None = None
     _known: dict[int, tuple[list[Message], int]] = field(default_factory=dict, repr=False)
+    _tools_tokens: int | None = field(default=None, init=False, repr=False)
+    _surely: bool | None = field(default=None, init=False, repr=False)
 
     def remember(self, messages: list[Message], raw: int) -> list[Message]:
         """Note the raw tokens of a list a strategy built, so they are not summed again."""
@@ -177,7 +179,10 @@ class FitContext:
     @property
     def limit(self) -> int:
         """Raw tokens the messages may use (calibration and tools taken into account)."""
-        return self.counter.raw_limit(self.budget.prompt_tokens) - self.counter.tools(self.tools)
+        tools = self._tools_tokens
+        if tools is None:
+            tools = self._tools_tokens = self.counter.tools(self.tools)
+        return self.counter.raw_limit(self.budget.prompt_tokens) - tools
 
     def index_for(self, messages: list[Message]) -> HistoryIndex:
         """An index of ``messages``: the shared one for the input history, else a fresh one."""
@@ -195,6 +200,15 @@ class FitContext:
         return self.counter.raw(messages)
 
     def fits(self, messages: Sequence[Message]) -> bool:
+        """Whether ``messages`` (with tools) fit the budget: the input history surely, from its
+        size alone (:meth:`PromptCounter.certainly_fits`), else counted."""
+        if messages is self.history:
+            if self._surely is None:
+                self._surely = self.counter.certainly_fits(
+                    messages, self.budget.prompt_tokens, self.tools
+                )
+            if self._surely:
+                return True
         return self.raw(messages) <= self.limit
 
     def check(self, messages: Sequence[Message]) -> None:
@@ -211,7 +225,11 @@ class FitContext:
 
 @runtime_checkable
 class HistoryStrategy(Protocol):
-    """One step of fitting: returns the messages to keep (a new list; never edits its input)."""
+    """One step of fitting: returns the messages to keep (a new list; never edits its input).
+
+    A strategy that changes only histories over the budget may say so with a class attribute
+    ``only_over_budget = True``: a history that surely fits is then not even counted.
+    """
 
     async def apply(self, messages: list[Message], ctx: FitContext) -> list[Message]: ...
 
@@ -320,15 +338,29 @@ class HistoryFitter:
         budget = self.budget_for(max_tokens)
         if shrink != 1.0:
             budget = budget.shrunk(shrink)
+        passes = self._passes(history, budget, tools)
+        if passes:
+            return list(history)
         # A new index per fit (counts reused): a strategy that awaits (a summary) keeps its own
         # while other runs of the same agent fit their histories meanwhile.
         index = self._index = self._index.extended(history)
         ctx = FitContext(budget, self.counter, history, index, tools)
+        ctx._surely = passes  # None when not asked: a strategy may ask it
         current = history
         for strategy in self.strategies:
             current = await strategy.apply(current, ctx)
         ctx.check(current)
         return list(current) if current is history else current
+
+    def _passes(
+        self, history: list[Message], budget: ContextBudget, tools: Sequence[Any] | None
+    ) -> bool | None:
+        """Whether every strategy would leave ``history`` as it is, known without counting:
+        each one changes only a history over the budget, and this one surely fits it
+        (``None``: a strategy may change a history within the budget, so it was not asked)."""
+        if not all(getattr(s, "only_over_budget", False) for s in self.strategies):
+            return None
+        return self.counter.certainly_fits(history, budget.prompt_tokens, tools)
 
     def fit_sync(self, messages: Sequence[MessageLike], **options: Any) -> list[Message]:
         """:meth:`fit` for synchronous code (not from inside a running event loop)."""

@@ -7,7 +7,8 @@ model's calibration) and retries once::
 
     answer = await complete_fitted(client, request, fitter)
 
-Non-streamed answers feed ``usage.prompt_tokens`` back into the calibration, so estimates converge.
+Non-streamed answers feed ``usage.prompt_tokens`` back into the calibration, so estimates converge
+(each request is estimated for it only when the calibration is next read).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 from ..exceptions import ContextBudgetError, ContextLengthExceededError
 from ..providers._wire import ChatCompletion, ChatCompletionRequest
 from ..providers.base import CallOptions, ChatModel, ChatStream
-from .budget import ContextBudget, record_usage
+from .budget import ContextBudget, record_usage_later
 from .history import HistoryFitter
 
 __all__ = ["complete_fitted", "reported_prompt_tokens", "stream_fitted"]
@@ -63,7 +64,7 @@ async def complete_fitted(
     except ContextLengthExceededError as exc:
         fitted = await _refit(request, fitted, fitter, exc, shrink)
         completion = await model.complete(fitted, options=options)
-    record_usage(fitted, completion, counter=fitter.counter)
+    record_usage_later(fitted, completion, counter=fitter.counter)
     return completion
 
 

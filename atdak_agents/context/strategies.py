@@ -79,15 +79,16 @@ class DropOldest:
     keep_last: int = 1
     drop_exchanges: bool = True
     name = "drop_oldest"
+    only_over_budget = True  # a history within the budget is returned as it is
 
     def __post_init__(self) -> None:
         _require(self.keep_last >= 0, "keep_last", self.keep_last, "must be >= 0")
 
     async def apply(self, messages: list[Message], ctx: FitContext) -> list[Message]:
+        if ctx.fits(messages):
+            return messages
         index = ctx.index_for(messages)
         limit = ctx.limit
-        if index.total <= limit:
-            return messages
         turn = index.first_fitting_turn(limit, self.keep_last)
         kept = ctx.remember(index.keep_from_turn(turn), index.cost_from_turn(turn))
         if ctx.raw(kept) <= limit or not self.drop_exchanges:
@@ -148,8 +149,11 @@ class TruncateMiddle:
     marker: str = "\n\n[... {omitted} tokens omitted to fit the context window ...]\n\n"
     min_tokens: int = 64
     name = "truncate_middle"
+    only_over_budget = True  # a history within the budget is returned as it is
 
     async def apply(self, messages: list[Message], ctx: FitContext) -> list[Message]:
+        if ctx.fits(messages):
+            return messages
         limit = ctx.limit
         excess = ctx.raw(messages) - limit
         if excess <= 0 or not messages:
@@ -229,6 +233,7 @@ class Summarize:
     instructions: str = SUMMARY_INSTRUCTIONS
     prefix: str = "Summary of the earlier conversation:\n"
     name = "summarize"
+    only_over_budget = True  # a history within the budget is returned as it is
     _memo: tuple[Message, int, Message] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -237,9 +242,9 @@ class Summarize:
         _require(self.role in ("system", "user"), "role", self.role, "'system' or 'user'")
 
     async def apply(self, messages: list[Message], ctx: FitContext) -> list[Message]:
-        index = ctx.index_for(messages)
-        if index.total <= ctx.limit:
+        if ctx.fits(messages):
             return messages
+        index = ctx.index_for(messages)
         head = messages[: index.pinned_end]
         system = [m for m in head if m.metadata.get(KIND) != "summary"]
         earlier = [m for m in head if m.metadata.get(KIND) == "summary"]
@@ -340,6 +345,7 @@ class RaiseOnOverflow:
     """Fail at once with :class:`ContextBudgetError` when the history does not fit."""
 
     name = "raise"
+    only_over_budget = True  # a history within the budget is returned as it is
 
     async def apply(self, messages: list[Message], ctx: FitContext) -> list[Message]:
         if not ctx.fits(messages):

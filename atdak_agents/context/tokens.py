@@ -40,9 +40,11 @@ __all__ = [
     "count_message_tokens",
     "count_tokens",
     "get_tokenizer",
+    "message_token_bound",
     "register_tokenizer",
     "tokenizer_for_model",
     "tokenizer_names",
+    "utf8_size",
 ]
 
 MESSAGE_OVERHEAD = 4
@@ -55,7 +57,13 @@ TOOL_CALL_OVERHEAD = 8
 
 @runtime_checkable
 class Tokenizer(Protocol):
-    """Counts the tokens of a text. ``name`` identifies it in caches and error messages."""
+    """Counts the tokens of a text. ``name`` identifies it in caches and error messages.
+
+    A tokenizer may also offer ``upper_bound(text) -> int``: a count that ``count(text)`` never
+    exceeds, computed from the text's size alone. Budgets use it to skip counting prompts that
+    fit whatever their content (the built-in tokenizers have one; without it, prompts are
+    always counted).
+    """
 
     name: str
 
@@ -119,6 +127,11 @@ _WIDE_SYMBOL_COST = 1.0
 _SAFETY = 1.04  # aim a little above the reference: under-counting overflows windows
 
 
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (no encoding needed for ASCII text; a lone surrogate counts 3)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 def _run_cost(pattern: re.Pattern[str], table: tuple[float, ...], text: str) -> float:
     lengths = list(map(len, pattern.findall(text)))
     if not lengths:
@@ -150,6 +163,17 @@ class EstimateTokenizer:
         scale = _EUROPEAN_WORD_SCALE if accented * 200 > len(text) else 1.0
         total = self._ascii_cost(text, scale) + accented * _LATIN_EXT_COST
         return max(1, math.ceil((total + self._wide_cost(text)) * _SAFETY))
+
+    def upper_bound(self, text: str) -> int:
+        """A count :meth:`count` never exceeds, from the UTF-8 size of ``text`` alone.
+
+        No rule of the estimator charges more than one token per byte it covers (a word of n
+        letters at most n, a Han character (3 bytes) 2.4, ...), so the count is at most
+        ``ceil(1.04 * bytes)``; ``bytes + bytes // 25 + 1`` is above that, float rounding
+        included. Checked against the corpora and by a property test.
+        """
+        size = utf8_size(text)
+        return size + size // 25 + 1 if size else 0
 
     @staticmethod
     def _ascii_cost(text: str, word_scale: float = 1.0) -> float:
@@ -203,6 +227,11 @@ class BPETokenizer:
         if not text:
             return 0
         return len(self._load().encode_ordinary(text))
+
+    def upper_bound(self, text: str) -> int:
+        """A count :meth:`count` never exceeds: the UTF-8 size of ``text`` (every token of a
+        byte-level BPE stands for at least one byte)."""
+        return utf8_size(text)
 
     def _load(self) -> Any:
         if self._encoding is None:
@@ -306,6 +335,20 @@ def _uncached_message_tokens(message: Message, tokenizer: Tokenizer) -> int:
     return total
 
 
+def message_token_bound(message: Message, upper_bound: Callable[[str], int]) -> int:
+    """A count :func:`count_message_tokens` never exceeds for ``message``, given a tokenizer's
+    ``upper_bound`` (the same framing as :func:`_uncached_message_tokens`, texts bounded)."""
+    total = MESSAGE_OVERHEAD + upper_bound(message.text)
+    if message.name:
+        total += NAME_OVERHEAD + upper_bound(message.name)
+    if message.tool_call_id:
+        total += upper_bound(message.tool_call_id)
+    for call in message.tool_calls or ():
+        total += TOOL_CALL_OVERHEAD + upper_bound(call.function.name)
+        total += upper_bound(call.function.arguments) + upper_bound(call.id)
+    return total
+
+
 def count_message_tokens(message: Message, tokenizer: Tokenizer) -> int:
     """Tokens one message costs in a chat request, framing included; cached on the message.
 
@@ -361,4 +404,9 @@ def _resolve(model: str | ModelProfile | None, tokenizer: Tokenizer | str | None
 
 def json_tokens(value: object, tokenizer: Tokenizer) -> int:
     """Tokens of ``value`` serialised as compact JSON (e.g. native tool definitions)."""
-    return tokenizer.count(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    return tokenizer.count(json_text(value))
+
+
+def json_text(value: object) -> str:
+    """``value`` as the compact JSON whose tokens :func:`json_tokens` counts."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

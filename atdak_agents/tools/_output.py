@@ -7,7 +7,7 @@ from typing import Any
 
 import pydantic_core
 
-from ..context.tokens import count_tokens
+from ..context.tokens import count_tokens, tokenizer_for_model
 
 __all__ = ["DEFAULT_MAX_OUTPUT_TOKENS", "cap_output", "render_output"]
 
@@ -23,6 +23,11 @@ def render_output(value: Any) -> str:
         return value
     if value is None:
         return _NO_OUTPUT
+    kind = type(value)
+    if kind is int:  # what the JSON encoder writes, without converting anything first
+        return int.__repr__(value)
+    if kind is bool:
+        return "true" if value else "false"
     if isinstance(value, (bytes, bytearray)):
         try:
             return bytes(value).decode("utf-8")
@@ -43,7 +48,7 @@ def cap_output(text: str, max_tokens: int | None, *, model: str | None = None) -
     """
     if max_tokens is None or not text:
         return text, False
-    if len(text) <= 16 * max_tokens and count_tokens(text, model) <= max_tokens:
+    if len(text) <= 16 * max_tokens and _within(text, max_tokens, model):
         return text, False
     budget = max_tokens - 100  # room for the notice
     for _ in range(8):  # token counts are not additive: check the whole, shrink if over
@@ -53,6 +58,15 @@ def cap_output(text: str, max_tokens: int | None, *, model: str | None = None) -
             return capped, True
         budget -= over + 8
     return _cut(text, 0, max_tokens, model), True
+
+
+def _within(text: str, max_tokens: int, model: str | None) -> bool:
+    """Whether ``text`` has at most ``max_tokens``: surely by its size (the tokenizer's
+    ``upper_bound``), else counted."""
+    upper = getattr(tokenizer_for_model(model), "upper_bound", None)
+    if upper is not None and upper(text) <= max_tokens:
+        return True
+    return count_tokens(text, model) <= max_tokens
 
 
 def _cut(text: str, budget: int, max_tokens: int, model: str | None) -> str:
