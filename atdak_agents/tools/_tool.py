@@ -66,14 +66,32 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 
 async def _within(awaitable: Awaitable[Any], timeout: float | None) -> tuple[bool, Any]:
-    """``(True, result)``, or ``(False, None)`` when ``timeout`` passed first."""
+    """``(True, result)``, or ``(False, None)`` when ``timeout`` passed first.
+
+    The call runs as a task of its own (its own context; a call that ignores cancellation is
+    abandoned, never waited for), watched by one future and one timer: what ``asyncio.wait``
+    does, without its sets and bookkeeping.
+    """
+    loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(awaitable)
+    waiter = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    task.add_done_callback(wake)
+    timer = None if timeout is None else loop.call_later(timeout, wake)
     try:
-        done, _ = await asyncio.wait({task}, timeout=timeout)
+        await waiter
     except BaseException:
         task.cancel()
         raise
-    if not done:
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if not task.done():
+        task.remove_done_callback(wake)
         task.add_done_callback(_retrieve)
         task.cancel()
         return False, None
