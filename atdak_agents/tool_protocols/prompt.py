@@ -80,6 +80,7 @@ class PromptProtocol:
     def __init__(self, *, instructions: str | None = None) -> None:
         self.instructions = instructions
         self._rendered: tuple[tuple[object, ...], str] | None = None
+        self._system: tuple[str, str, Message] | None = None  # (instructions, block, message)
 
     # ------------------------------------------------------------------ request
 
@@ -131,12 +132,24 @@ class PromptProtocol:
             return PreparedRequest(out)
         block = self.render_tools(items)
         if out and out[0].role == "system":
-            out[0] = _with_content(
-                out[0], f"{out[0].text.rstrip()}\n\n{block}" if out[0].text else block
-            )
+            out[0] = self._system_message(out[0], block)
         else:
             out.insert(0, Message(role="system", content=block))
         return PreparedRequest(out)
+
+    def _system_message(self, system: Message, block: str) -> Message:
+        """``system`` with the tools block added: a copy, or for a plain system message (only
+        a role and a text) the same copy as last time when its text and the block are too."""
+        text = system.text
+        plain = not system.metadata and system.name is None and not system.model_extra
+        if plain and system.tool_calls is None and system.tool_call_id is None:
+            last = self._system
+            if last is not None and last[1] is block and last[0] == text:
+                return last[2]
+            made = Message(role="system", content=f"{text.rstrip()}\n\n{block}" if text else block)
+            self._system = (text, block, made)
+            return made
+        return _with_content(system, f"{text.rstrip()}\n\n{block}" if text else block)
 
     # ------------------------------------------------------------------ reading turns
 
