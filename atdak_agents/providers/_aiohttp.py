@@ -23,6 +23,8 @@ from typing import Any
 import aiohttp
 import httpx
 
+from ._http import WholeResponse
+
 __all__ = ["AiohttpTransport"]
 
 _READ_SIZE = 64 * 1024
@@ -145,6 +147,33 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
         )
+
+    async def fetch(
+        self,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        limits: dict[str, float | None],
+    ) -> WholeResponse:
+        """``POST`` ``body`` and read the whole answer (the connection is back in the pool when
+        this returns)."""
+        session = self._session or self._open()
+        try:
+            response = await session.request(
+                "POST",
+                url,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                timeout=self._timeout(limits),
+            )
+            try:
+                content = await response.read()
+            finally:
+                response.release()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _map_error(exc) from exc
+        return WholeResponse(response.status, response.raw_headers, content)
 
     async def aclose(self) -> None:
         """Close every pooled connection."""

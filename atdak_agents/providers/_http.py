@@ -53,7 +53,15 @@ if sys.version_info >= (3, 11):
 else:  # aiohttp depends on async-timeout on Python 3.10
     from async_timeout import timeout as _async_timeout  # type: ignore[import-not-found]
 
-__all__ = ["AsyncChannel", "FastRequest", "SyncChannel", "aread", "is_encoded"]
+__all__ = [
+    "AsyncChannel",
+    "FastRequest",
+    "SyncChannel",
+    "WholeResponse",
+    "aread",
+    "body_of",
+    "is_encoded",
+]
 
 logger = logging.getLogger("atdak_agents.providers")
 
@@ -161,18 +169,49 @@ class _Channel:
         )
 
 
+class WholeResponse:
+    """A response read to its end (status, headers, body): what a non-streamed call needs,
+    without an ``httpx.Response`` and its stream around it. ``headers`` are made on first use
+    (an error answer); ``content`` is the body as sent (compressed or not: see
+    :func:`body_of`)."""
+
+    __slots__ = ("_headers", "content", "raw_headers", "status_code")
+
+    def __init__(
+        self, status_code: int, raw_headers: tuple[tuple[bytes, bytes], ...], content: bytes
+    ) -> None:
+        self.status_code = status_code
+        self.raw_headers = raw_headers
+        self.content = content
+        self._headers: httpx.Headers | None = None
+
+    @property
+    def headers(self) -> httpx.Headers:
+        if self._headers is None:
+            self._headers = httpx.Headers(list(self.raw_headers))
+        return self._headers
+
+
 class FastRequest:
-    """A request for the default aiohttp transport, without building an ``httpx.Request``."""
+    """A request for the default aiohttp transport, without building an ``httpx.Request``.
 
-    __slots__ = ("body", "headers", "url")
+    ``whole``: the answer is read to its end before the handler sees it (a
+    :class:`WholeResponse`); else it is an ``httpx.Response``
+    whose body the handler streams.
+    """
 
-    def __init__(self, url: str, headers: list[tuple[str, str]], body: bytes) -> None:
+    __slots__ = ("body", "headers", "url", "whole")
+
+    def __init__(
+        self, url: str, headers: list[tuple[str, str]], body: bytes, *, whole: bool = False
+    ) -> None:
         self.url = url
         self.headers = headers
         self.body = body
+        self.whole = whole
 
 
-AsyncHandler = Callable[[httpx.Response, "float | None"], Awaitable[T]]
+AsyncHandler = Callable[[httpx.Response | WholeResponse, "float | None"], Awaitable[T]]
 SyncHandler = Callable[[httpx.Response, "float | None"], T]
 
 
@@ -203,7 +242,8 @@ class AsyncChannel(_Channel):
     def prepare_request(
         self, body: bytes, *, stream: bool, extra_headers: Mapping[str, str] | None = None
     ) -> httpx.Request | FastRequest:
-        """An ``httpx.Request``, or a :class:`FastRequest` for the default transport."""
+        """An ``httpx.Request``, or a :class:`FastRequest` for the default transport (read
+        whole before the handler sees it, unless ``stream``)."""
         if self._given_transport is not None or self._http_client is not None:
             return self.build_request(body, stream=stream, extra_headers=extra_headers)
         headers = self._plain_pairs
@@ -212,7 +252,7 @@ class AsyncChannel(_Channel):
             if stream:
                 merged["Accept"] = "text/event-stream"
             headers = list(merged.items())
-        return FastRequest(self.url, headers, body)
+        return FastRequest(self.url, headers, body, whole=not stream)
 
     async def send(
         self,
@@ -271,9 +311,15 @@ class AsyncChannel(_Channel):
                 raise
             raise connection_error(exc, url=self.url, phase=phase, secret=self.secret) from exc
 
-    async def _dispatch(self, request: httpx.Request | FastRequest) -> httpx.Response:
+    async def _dispatch(
+        self, request: httpx.Request | FastRequest
+    ) -> httpx.Response | WholeResponse:
         if isinstance(request, FastRequest):
             transport = cast("AiohttpTransport", self._transport())
+            if request.whole:
+                return await transport.fetch(
+                    request.url, request.headers, request.body, self._timeout_ext
+                )
             return await transport.send(
                 "POST", request.url, request.headers, request.body, self._timeout_ext
             )
@@ -301,6 +347,20 @@ class AsyncChannel(_Channel):
         transport, self._own_transport = self._own_transport, None
         if transport is not None:
             await transport.aclose()
+
+
+async def body_of(response: httpx.Response | WholeResponse) -> bytes:
+    """The whole body of ``response`` (decompressed), which is then closed."""
+    if isinstance(response, WholeResponse):
+        for name, value in response.raw_headers:
+            if name.lower() == b"content-encoding" and value.strip().lower() != b"identity":
+                # httpx decodes a body given whole through the decoders its headers name
+                headers = list(response.raw_headers)
+                return httpx.Response(
+                    response.status_code, headers=headers, content=response.content
+                ).content
+        return response.content
+    return await aread(response)
 
 
 async def aread(response: httpx.Response) -> bytes:

@@ -32,7 +32,7 @@ from ..exceptions import (
 )
 from ..messages import MessageLike
 from ._errors import error_from_payload, redact, status_error
-from ._http import AsyncChannel, SyncChannel, aread
+from ._http import AsyncChannel, SyncChannel, WholeResponse, body_of
 from ._request import build_request, check_request
 from ._retry import RetryPolicy, Timeouts, validate_deadline, validate_max_retries
 from ._wire import ChatCompletion, ChatCompletionRequest
@@ -119,7 +119,10 @@ class _ClientSettings:
         return request, request.model_dump_json(exclude_none=True).encode()
 
     def _completion(
-        self, response: httpx.Response, body: bytes, request: ChatCompletionRequest
+        self,
+        response: httpx.Response | WholeResponse,
+        body: bytes,
+        request: ChatCompletionRequest,
     ) -> ChatCompletion:
         if response.status_code >= 400:
             raise status_error(
@@ -183,7 +186,7 @@ def _is_json(response: httpx.Response) -> bool:
 
 
 def _parse_completion(
-    response: httpx.Response,
+    response: httpx.Response | WholeResponse,
     body: bytes,
     request: ChatCompletionRequest,
     *,
@@ -294,9 +297,12 @@ class AsyncAtdakClient(_ClientSettings):
         max_retries, deadline = self._call_limits(options)
         channel = self._channel()
 
-        async def handle(response: httpx.Response, ends_at: float | None) -> AsyncCompletionStream:
+        async def handle(
+            response: httpx.Response | WholeResponse, ends_at: float | None
+        ) -> AsyncCompletionStream:
+            assert isinstance(response, httpx.Response)  # a stream is never read whole first
             if response.status_code >= 400 or _is_json(response):
-                raise self._refuse_json_stream(response, await aread(response))
+                raise self._refuse_json_stream(response, await body_of(response))
             stream = AsyncCompletionStream(
                 response, request, url=self.url, secret=self._api_key, ends_at=ends_at
             )
@@ -320,8 +326,10 @@ class AsyncAtdakClient(_ClientSettings):
         max_retries, deadline = self._call_limits(options)
         channel = self._channel()
 
-        async def handle(response: httpx.Response, ends_at: float | None) -> ChatCompletion:
-            return self._completion(response, await aread(response), request)
+        async def handle(
+            response: httpx.Response | WholeResponse, ends_at: float | None
+        ) -> ChatCompletion:
+            return self._completion(response, await body_of(response), request)
 
         http_request = channel.prepare_request(body, stream=False, extra_headers=headers)
         return await channel.send(http_request, handle, max_retries=max_retries, deadline=deadline)

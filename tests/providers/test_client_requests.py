@@ -362,3 +362,39 @@ async def test_many_concurrent_calls_share_one_pool(atdak_server: LocalAtdakServ
             )
         )
     assert [a.text for a in answers] == [str(i) for i in range(200)]
+
+
+async def test_a_compressed_answer_is_decoded() -> None:
+    """A server may gzip its answer (the client accepts it): the body is read whole, then
+    decoded, before it is parsed."""
+    import gzip
+    import json
+
+    from aiohttp import web
+
+    answer = {
+        "id": "c1",
+        "model": "atdak-gpt-4",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "压缩的回答"}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+    }
+
+    async def complete(request: web.Request) -> web.Response:
+        body = gzip.compress(json.dumps(answer).encode())
+        headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        return web.Response(body=body, headers=headers)
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", complete)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with AsyncAtdakClient(api_key="sk-test", base_url=f"http://127.0.0.1:{port}/v1") as c:
+            response = await c.chat.completions.create(model="atdak-gpt-4", messages=USER)
+    finally:
+        await runner.cleanup()
+    assert response.choices[0].message.content == "压缩的回答"
+    assert response.usage is not None and response.usage.total_tokens == 8
