@@ -94,7 +94,8 @@ class Message(BaseModel):
     tool_call_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
     # Token counts by tokenizer name, kept by atdak_agents.context.tokens; never serialised.
-    _token_cache: _TokenCache = PrivateAttr(default_factory=_TokenCache)
+    # Made on the first count (most messages are never counted: one object less to collect).
+    _token_cache: _TokenCache | None = PrivateAttr(default=None)
 
     @property
     def text(self) -> str:

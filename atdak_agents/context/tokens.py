@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from ..exceptions import InvalidParameterError, UsageError
-from ..messages import Message, MessageLike, as_message
+from ..messages import Message, MessageLike, _TokenCache, as_message
 from ..providers.profiles import ModelProfile, default_registry
 
 __all__ = [
@@ -319,8 +319,13 @@ def _fingerprint(message: Message) -> tuple[object, ...]:
 
 def _message_cache(message: Message) -> dict[str, tuple[tuple[object, ...], int]] | None:
     # Read pydantic's private slot directly: its attribute hook costs ~30x more per access.
-    private = getattr(message, "__pydantic_private__", None)
-    return private.get(_CACHE_ATTR) if private else None
+    private: dict[str, Any] | None = getattr(message, "__pydantic_private__", None)
+    if private is None:
+        return None
+    cache: _TokenCache | None = private.get(_CACHE_ATTR)
+    if cache is None:  # made on the first count (most messages are never counted)
+        cache = private[_CACHE_ATTR] = _TokenCache()
+    return cache
 
 
 def _uncached_message_tokens(message: Message, tokenizer: Tokenizer) -> int:

@@ -290,3 +290,14 @@ def test_tool_output_is_counted_only_when_it_may_be_over_its_cap(
     capped, truncated = cap_output(text, 500)
     assert bool(calls) is counted
     assert truncated is counted and (capped == text) is not counted
+
+
+def test_a_counted_message_stays_equal_to_an_uncounted_one() -> None:
+    """The token cache is made on the first count and never makes messages unequal."""
+    counted, fresh = (Message(role="user", content="Where is order 10423?") for _ in range(2))
+    tokenizer = TOKENIZERS["estimate"]
+    first = count_message_tokens(counted, tokenizer)
+    assert counted == fresh and fresh == counted and counted.model_copy() == fresh
+    assert (
+        count_message_tokens(counted, tokenizer) == first == count_message_tokens(fresh, tokenizer)
+    )
