@@ -168,9 +168,12 @@ class PromptCounter:
         upper = getattr(self.tokenizer, "upper_bound", None)
         if upper is None:
             return None
-        total = sum([message_token_bound(m, upper) for m in messages])
-        if messages:
-            total += REPLY_PRIMING
+        total = REPLY_PRIMING if messages else 0
+        for m in messages:
+            if m.name is None and m.tool_call_id is None and m.tool_calls is None:
+                total += MESSAGE_OVERHEAD + upper(m.content or "")  # the common case, inline
+            else:
+                total += message_token_bound(m, upper)
         if tools:
             total += upper(json_text(list(tools)))
         return int(total)
@@ -323,7 +326,10 @@ def record_usage_later(
     if usage is None or usage.estimated or usage.prompt_tokens <= 0:
         return
     calibration = counter.calibration
-    if counter.lower_bound(request.messages) < calibration.min_tokens:
+    framing = REPLY_PRIMING + MESSAGE_OVERHEAD * len(request.messages)  # a lower bound too
+    if framing < calibration.min_tokens and counter.lower_bound(request.messages) < (
+        calibration.min_tokens
+    ):
         record_usage(request, completion, counter=counter)
         return
     estimate = functools.partial(counter.raw, request.messages, request.tools)

@@ -375,6 +375,10 @@ class HistoryFitter:
     ) -> ChatCompletionRequest:
         """``request`` with messages that fit (its own ``max_tokens`` and tools counted): a copy
         when fitting changed them, else ``request`` itself."""
+        if shrink == 1.0:  # a request's messages are Message objects: no need to normalise them
+            budget = self.budget_for(request.max_tokens)
+            if self._passes(request.messages, budget, request.tools):
+                return request
         messages = await self.fit(
             request.messages, max_tokens=request.max_tokens, tools=request.tools, shrink=shrink
         )
