@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 from .calls import CURRENT_MODEL, ModelSettings, call_model
 from .context.history import HistoryFitter
 from .exceptions import InvalidParameterError, UsageError, UsageLimitExceeded
-from .graph.journal import journaled
+from .graph.journal import current_journal, journaled
 from .messages import EXCHANGE, KIND, Message, MessageLike, as_message
 from .output import OutputSpec
 from .providers._wire import Delta
@@ -183,11 +183,11 @@ class Agent:
                 usage=usage,
                 sinks=sinks,
             )
-        if current_scope() is not None and not sinks:
+        if not sinks:  # inside a traced run its scope is current; else nobody listens
             return await self._run(input, session_id, provider, variables, deps, usage)
         bus = EventBus(uuid.uuid4().hex, sinks)
         try:
-            return await self._run_traced(bus, input, session_id, provider, variables, deps)
+            return await self._run_traced(bus, input, session_id, provider, variables, deps, usage)
         finally:
             bus.close()
 
@@ -246,12 +246,13 @@ class Agent:
         provider: ChatModel | None,
         variables: Mapping[str, Any] | None,
         deps: Any,
+        usage: RunUsage | None = None,
     ) -> AgentResult:
         root = Scope(bus, bus.run_id, new_span_id(), None, 1, self.name)
         with scope(root):
             root.emit(RunStarted, graph=self.name, inputs={"input": _describe(input)})
             try:
-                result = await self._run(input, session_id, provider, variables, deps, None)
+                result = await self._run(input, session_id, provider, variables, deps, usage)
             except BaseException as exc:
                 root.emit(RunFailed, error=str(exc), error_type=type(exc).__name__)
                 raise
@@ -337,6 +338,7 @@ class _Loop:
         self.calls: list[ToolCall] = []
         self.retries = 0
         self.last_text = ""
+        self._run_id = ""
 
     async def run(self, start: list[Message], new: list[Message]) -> AgentResult:
         conversation = [*start, *new]
@@ -432,8 +434,21 @@ class _Loop:
             await asyncio.gather(*(self._run_tool(c, steps, i) for i, c in enumerate(calls)))
         )
 
+    def run_id(self) -> str:
+        """The run's id for tools: its trace's, or (untraced) one made when first asked."""
+        here = current_scope()
+        if here is not None:
+            return here.run_id
+        if not self._run_id:
+            self._run_id = uuid.uuid4().hex
+        return self._run_id
+
     async def _run_tool(self, call: ToolCall, steps: int, index: int) -> ToolResult:
-        context = RunContext(deps=self.deps, run_id=_run_id(), step=steps, call=call)
+        context = RunContext(deps=self.deps, run_id=self.run_id(), step=steps, call=call)
+        tools = self.agent.tools
+        here = current_scope()
+        if (here is None or not here.bus.active) and current_journal() is None:
+            return await tools.run(call, context)  # nobody listens, nothing to replay
         with span() as tool_scope:
             if tool_scope is not None:
                 arguments = call.arguments
@@ -443,7 +458,7 @@ class _Loop:
                 )
 
             async def invoke() -> ToolResult:
-                return await self.agent.tools.run(call, context)
+                return await tools.run(call, context)
 
             result = await journaled(
                 "tool", invoke, dump=_dump_result, load=_load_result, key=f"{steps}.{index}"
@@ -576,11 +591,6 @@ def _describe(input: Any) -> Any:
 def _without_corrections(messages: list[Message]) -> list[Message]:
     corrected = {m.metadata[EXCHANGE] for m in messages if m.metadata.get(KIND) == "correction"}
     return [m for m in messages if m.metadata.get(EXCHANGE, None) not in corrected]
-
-
-def _run_id() -> str:
-    current = current_scope()
-    return current.run_id if current is not None else ""
 
 
 def _dump_result(result: ToolResult) -> dict[str, Any]:

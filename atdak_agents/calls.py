@@ -23,7 +23,7 @@ from typing import Any
 from .context.history import HistoryFitter
 from .context.refit import complete_fitted, stream_fitted
 from .exceptions import UsageError
-from .graph.journal import journaled
+from .graph.journal import current_journal, journaled
 from .messages import KIND, Message
 from .providers._wire import ChatCompletion, ChatCompletionRequest, Delta
 from .providers.base import CallOptions, ChatModel, ChatStream
@@ -114,6 +114,14 @@ async def call_model(
     )
     token = _current_model.set(client)
     try:
+        here = current_scope()
+        if (here is None or not here.bus.active) and current_journal() is None:
+            # nobody listens and nothing is journaled: no span, no event, no replay
+            started = time.monotonic()
+            fitter = settings.fitter
+            completion = await complete_fitted(client, request, fitter, options=options)
+            _account(settings, request, completion, usage, time.monotonic() - started)
+            return CallResult(completion, streamed=False)
         return await _call(client, settings, request, usage, on_delta, options)
     finally:
         _current_model.reset(token)

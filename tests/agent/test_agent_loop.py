@@ -14,7 +14,7 @@ from atdak_agents.agent import Agent
 from atdak_agents.exceptions import ModelRetry, UsageError
 from atdak_agents.providers.profiles import ModelProfile, ModelRegistry, default_registry
 from atdak_agents.testing import LocalAtdakServer, Reply, ScriptedModel
-from atdak_agents.tools import tool
+from atdak_agents.tools import RunContext, tool
 from atdak_agents.usage import UsageLimits
 
 MODEL = "atdak-gpt-4-mini"
@@ -189,6 +189,42 @@ async def test_usage_limits_stop_the_run_cleanly(atdak_server: LocalAtdakServer)
         result = await agent.run("x", provider=client)
     assert result.status == "cut_off"
     assert "requests 3 exceeds the limit of 2" in (result.reason or "")
+
+
+async def test_usage_accumulates_into_the_callers_record_traced_or_not() -> None:
+    from atdak_agents.tracing import MemorySink
+    from atdak_agents.usage import RunUsage
+
+    record = RunUsage()
+    model = ScriptedModel([action(("add", {"a": 1, "b": 2})), "3", "again"])
+    agent = Agent(MODEL, tools=[add])
+    untraced = await agent.run("1 + 2?", provider=model, usage=record)
+    sink = MemorySink()
+    traced = await agent.run("hi", provider=model, usage=record, sinks=[sink])
+    assert untraced.usage is record and traced.usage is record
+    assert (record.requests, record.tool_calls) == (3, 1)
+    assert sink.events[0].type == "run_started"
+
+
+async def test_tools_see_one_run_id_per_run_traced_or_not() -> None:
+    from atdak_agents.tracing import MemorySink
+
+    seen: list[str] = []
+
+    @tool
+    async def note(ctx: RunContext[None], text: str) -> str:
+        """Note a text."""
+        seen.append(ctx.run_id)
+        return "noted"
+
+    script = [action(("note", {"text": "a"})), action(("note", {"text": "b"})), "done"]
+    agent = Agent(MODEL, tools=[note])
+    await agent.run("x", provider=ScriptedModel(script))
+    sink = MemorySink()
+    await agent.run("x", provider=ScriptedModel(script), sinks=[sink])
+    assert len(seen) == 4 and seen[0] == seen[1] and seen[2] == seen[3] != seen[0]
+    assert all(len(run_id) == 32 for run_id in seen)
+    assert seen[2] == sink.events[0].run_id
 
 
 def test_run_sync_and_clear_errors() -> None:
