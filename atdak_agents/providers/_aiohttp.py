@@ -17,6 +17,7 @@ send chain — and sends over aiohttp with as little work per request as possibl
 from __future__ import annotations
 
 import asyncio
+import operator
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -71,6 +72,17 @@ class _ResponseStream(httpx.AsyncByteStream):
         self._response.release()
 
 
+_OWN_HEADERS = ("User-Agent", "Content-Type")  # aiohttp would add its own when not given
+
+
+def _not_given(headers: list[tuple[str, str]]) -> tuple[str, ...] | None:
+    """Which of aiohttp's automatic headers to skip: those the request does not set itself
+    (aiohttp never adds one the request sets; skipping costs work per request, so only when
+    needed)."""
+    given = {name.lower() for name, _ in headers}
+    return tuple(h for h in _OWN_HEADERS if h.lower() not in given) or None
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """One aiohttp connection pool behind httpx's ``AsyncBaseTransport`` interface.
 
@@ -84,6 +96,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._keepalive = keepalive
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        # the header list a client sends with every request, and the headers it leaves out
+        self._usual: tuple[tuple[tuple[str, str], ...], tuple[str, ...] | None] = ((), None)
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -96,7 +110,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=None),
             auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Content-Type"),
         )
         return self._session
 
@@ -108,6 +121,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
             self._timeouts[key] = timeout
         return timeout
+
+    def _skipped(self, headers: list[tuple[str, str]]) -> tuple[str, ...] | None:
+        usual, skipped = self._usual
+        if len(headers) != len(usual) or any(map(operator.ne, headers, usual)):
+            skipped = _not_given(headers)
+            self._usual = (tuple(headers), skipped)
+        return skipped
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and return as soon as the status and headers arrived."""
@@ -137,6 +157,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 timeout=self._timeout(limits),
+                skip_auto_headers=self._skipped(headers),
             )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _map_error(exc) from exc
@@ -166,6 +187,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body or None,
                 allow_redirects=False,
                 timeout=self._timeout(limits),
+                skip_auto_headers=self._skipped(headers),
             )
             try:
                 content = await response.read()

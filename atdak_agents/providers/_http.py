@@ -24,7 +24,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
@@ -172,8 +172,8 @@ class _Channel:
 class WholeResponse:
     """A response read to its end (status, headers, body): what a non-streamed call needs,
     without an ``httpx.Response`` and its stream around it. ``headers`` are made on first use
-    (an error answer); ``content`` is the body as sent (compressed or not: see
-    :func:`body_of`)."""
+    (an error answer); ``content`` is the body as sent (compressed or not:
+    :meth:`body` decodes it)."""
 
     __slots__ = ("_headers", "content", "raw_headers", "status_code")
 
@@ -190,6 +190,17 @@ class WholeResponse:
         if self._headers is None:
             self._headers = httpx.Headers(list(self.raw_headers))
         return self._headers
+
+    def body(self) -> bytes:
+        """The body, decompressed when the answer says it is compressed."""
+        for name, value in self.raw_headers:
+            if name.lower() == b"content-encoding" and value.strip().lower() != b"identity":
+                # httpx decodes a body given whole through the decoders its headers name
+                headers = list(self.raw_headers)
+                return httpx.Response(
+                    self.status_code, headers=headers, content=self.content
+                ).content
+        return self.content
 
 
 class FastRequest:
@@ -238,6 +249,9 @@ class AsyncChannel(_Channel):
         self._own_transport: httpx.AsyncBaseTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._plain_pairs = list(self.headers.items())
+        # The attempt's own limit (a timeout scope around it, never longer than the total)
+        # bounds the wait for a pooled connection too: no second timer in aiohttp for that.
+        self._fast_limits = {**self._timeout_ext, "pool": None}
 
     def prepare_request(
         self, body: bytes, *, stream: bool, extra_headers: Mapping[str, str] | None = None
@@ -254,18 +268,18 @@ class AsyncChannel(_Channel):
             headers = list(merged.items())
         return FastRequest(self.url, headers, body, whole=not stream)
 
-    async def send(
+    def send(
         self,
         request: httpx.Request | FastRequest,
         handle: AsyncHandler[T],
         *,
         max_retries: int,
         deadline: float | None,
-    ) -> T:
-        """Send ``request`` with retries; ``deadline`` bounds all attempts and waits together."""
-        return await self._send_with_retries(
-            request, handle, max_retries, self.call_deadline(deadline)
-        )
+    ) -> Coroutine[Any, Any, T]:
+        """Send ``request`` with retries (await it); ``deadline`` bounds all attempts and waits
+        together. (The retry loop's own coroutine, not one around it: one level less to create
+        and to hold while the answer is awaited.)"""
+        return self._send_with_retries(request, handle, max_retries, self.call_deadline(deadline))
 
     async def _send_with_retries(
         self,
@@ -311,21 +325,19 @@ class AsyncChannel(_Channel):
                 raise
             raise connection_error(exc, url=self.url, phase=phase, secret=self.secret) from exc
 
-    async def _dispatch(
+    def _dispatch(
         self, request: httpx.Request | FastRequest
-    ) -> httpx.Response | WholeResponse:
+    ) -> Awaitable[httpx.Response | WholeResponse]:
+        """The transport's (or client's) own awaitable for ``request``."""
         if isinstance(request, FastRequest):
             transport = cast("AiohttpTransport", self._transport())
+            limits = self._fast_limits
             if request.whole:
-                return await transport.fetch(
-                    request.url, request.headers, request.body, self._timeout_ext
-                )
-            return await transport.send(
-                "POST", request.url, request.headers, request.body, self._timeout_ext
-            )
+                return transport.fetch(request.url, request.headers, request.body, limits)
+            return transport.send("POST", request.url, request.headers, request.body, limits)
         if self._http_client is not None:
-            return await self._http_client.send(request, stream=True)
-        return await self._transport().handle_async_request(request)
+            return self._http_client.send(request, stream=True)
+        return self._transport().handle_async_request(request)
 
     def _transport(self) -> httpx.AsyncBaseTransport:
         if self._given_transport is not None:
@@ -352,14 +364,7 @@ class AsyncChannel(_Channel):
 async def body_of(response: httpx.Response | WholeResponse) -> bytes:
     """The whole body of ``response`` (decompressed), which is then closed."""
     if isinstance(response, WholeResponse):
-        for name, value in response.raw_headers:
-            if name.lower() == b"content-encoding" and value.strip().lower() != b"identity":
-                # httpx decodes a body given whole through the decoders its headers name
-                headers = list(response.raw_headers)
-                return httpx.Response(
-                    response.status_code, headers=headers, content=response.content
-                ).content
-        return response.content
+        return response.body()
     return await aread(response)
 
 

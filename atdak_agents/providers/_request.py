@@ -64,10 +64,10 @@ def check_request(request: ChatCompletionRequest, registry: ModelRegistry) -> No
     """Check an already built request against the contract's ranges and the model's window."""
     if not request.messages:
         raise InvalidParameterError("messages", request.messages, _MESSAGES)
-    _check_fields(request.model, request.model_dump(include=_CHECKED), registry)
+    _check_fields(request.model, {name: getattr(request, name) for name in _CHECKED}, registry)
 
 
-_CHECKED = {*RANGES, "max_tokens", "stream"}
+_CHECKED = (*RANGES, "max_tokens", "stream")  # fields of the request model: read, not dumped
 
 
 def _check_fields(model: object, fields: Mapping[str, Any], registry: ModelRegistry) -> None:

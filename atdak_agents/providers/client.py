@@ -18,7 +18,7 @@ layers call.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -274,11 +274,11 @@ class AsyncAtdakClient(_ClientSettings):
             )
         return self._channel_
 
-    async def complete(
+    def complete(
         self, request: ChatCompletionRequest, *, options: CallOptions | None = None
-    ) -> ChatCompletion:
-        """Send ``request`` and return the whole answer (retrying as configured)."""
-        return await self._complete(request, options, None)
+    ) -> Coroutine[Any, Any, ChatCompletion]:
+        """Send ``request`` and return the whole answer (retrying as configured): await it."""
+        return self._complete(request, options, None)
 
     async def stream(
         self, request: ChatCompletionRequest, *, options: CallOptions | None = None
@@ -329,6 +329,8 @@ class AsyncAtdakClient(_ClientSettings):
         async def handle(
             response: httpx.Response | WholeResponse, ends_at: float | None
         ) -> ChatCompletion:
+            if isinstance(response, WholeResponse):  # read already: no coroutine to await
+                return self._completion(response, response.body(), request)
             return self._completion(response, await body_of(response), request)
 
         http_request = channel.prepare_request(body, stream=False, extra_headers=headers)
