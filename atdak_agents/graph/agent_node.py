@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..agent import Agent
@@ -19,6 +21,8 @@ __all__ = ["DEFAULT_INPUT", "AgentRunner"]
 
 # What the agent is asked when the node gives no `input` template: the run's inputs.
 DEFAULT_INPUT = "{% for name, value in inputs.items() %}{{ name }}: {{ value }}\n{% endfor %}"
+# An input that is one value: `{{ inputs.question }}`, `{{ state.request }}`.
+_ONE_VALUE = re.compile(r"\{\{\s*(inputs|state)\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 class AgentRunner:
@@ -50,6 +54,8 @@ class AgentRunner:
         self.input = PromptTemplate(
             config.input or DEFAULT_INPUT, name=f"{where}.input", environment=environment
         )
+        found = _ONE_VALUE.fullmatch(self.input.source)
+        self._one_value = (found.group(1), found.group(2)) if found else None
         self.writes = config.writes
         self.memory = config.memory
         self.history = config.history
@@ -79,7 +85,7 @@ class AgentRunner:
                 "uses memory, but the run has no memory store or session id: pass memory= and "
                 "session_id= to graph.start/run (or --session on the command line)",
             )
-        request = Message(role="user", content=self.input.render(names))
+        request = Message(role="user", content=self._render_input(names))
         result = await self.agent.run(
             [*history_messages(ctx, self.history), request],
             provider=env.model_client(),
@@ -92,6 +98,18 @@ class AgentRunner:
         if result.status != "done":
             raise NodeError(ctx.path, f"the agent stopped ({result.status}): {result.reason}")
         return NodeOutcome(self._updates(result.output))
+
+    def _render_input(self, names: Mapping[str, Any]) -> str:
+        """The input template rendered; an input that is one text value is that text (what the
+        template would render: a mapping's key first, a string as it is), without jinja2."""
+        if self._one_value is not None:
+            where, key = self._one_value
+            container = names.get(where)
+            if isinstance(container, Mapping):
+                value = container.get(key)
+                if type(value) is str:
+                    return value
+        return self.input.render(names)
 
     def _updates(self, output: Any) -> dict[str, Any]:
         value = output.model_dump(mode="json") if hasattr(output, "model_dump") else output

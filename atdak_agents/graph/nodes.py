@@ -148,8 +148,11 @@ async def run_node(runner: NodeRunner, ctx: NodeContext, journal: Journal | None
     bus = ctx.env.bus
     node = bus.enter_node(ctx.path, ctx.step, runner.kind) if bus.active else None
     try:
-        with task_journal(journal, ctx.path):
+        if journal is None:
             outcome = await runner.run(ctx)
+        else:
+            with task_journal(journal, ctx.path):
+                outcome = await runner.run(ctx)
     except BaseException as exc:
         if node is not None:
             bus.leave_node(node, None, exc)

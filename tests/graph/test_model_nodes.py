@@ -92,6 +92,35 @@ async def test_agent_node_with_tools_over_real_http(atdak_server: LocalAtdakServ
     assert atdak_server.requests[0].body["messages"][-1]["content"] == "订单 10423 呢？"
 
 
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [("订单 10423 呢？", "订单 10423 呢？"), (10423, "10423"), ({"id": 7}, "{'id': 7}")],
+)
+async def test_an_agent_input_of_one_value_is_that_value(value: object, sent: str) -> None:
+    """`{{ inputs.question }}` gives the text itself (read without jinja2 when it is text),
+    and any other value as the template renders it."""
+    g = GraphBuilder("one_value", model=MODEL)
+    g.input("question", "any")
+    g.state("answer", str)
+    g.agent("helper", "You answer.", writes="answer", input="{{ inputs.question }}")
+    g.chain("helper", "end")
+    model = ScriptedModel(["ok"])
+    result = await g.build().run({"question": value}, provider=model)
+    assert result.status == "done"
+    assert model.requests[0].messages[-1].content == sent
+
+
+async def test_an_agent_input_from_state_is_read_the_same_way() -> None:
+    g = GraphBuilder("from_state", model=MODEL)
+    g.state("answer", str)
+    g.state("count", int, default=5)
+    g.agent("helper", "You answer.", writes="answer", input="{{state.count}}")
+    g.chain("helper", "end")
+    model = ScriptedModel(["ok"])
+    assert (await g.build().run({}, provider=model)).status == "done"
+    assert model.requests[0].messages[-1].content == "5"
+
+
 class CrashingModel:
     """Answers from a script, but 'the process dies' at call number ``crash_at``."""
 
