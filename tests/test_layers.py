@@ -15,6 +15,7 @@ LAYERS: dict[str, int] = {
     "exceptions": 0,
     "_types": 0,
     "_sqlite": 0,  # SQLite under asyncio, shared by the memory store and the checkpointer
+    "_timers": 0,  # long time limits on one coarse clock per event loop (model and tool calls)
     "messages": 0,
     "usage": 0,
     "settings": 0,

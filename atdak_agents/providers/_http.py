@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
+from .._timers import timeout as limit_scope
 from ..exceptions import APITimeoutError, ProviderError, UsageError
 from ..tracing.bus import emit
 from ..tracing.events import ModelRetrying
@@ -48,10 +48,6 @@ from ._retry import (
 if TYPE_CHECKING:
     from ._aiohttp import AiohttpTransport
 
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as _async_timeout
-else:  # aiohttp depends on async-timeout on Python 3.10
-    from async_timeout import timeout as _async_timeout  # type: ignore[import-not-found]
 
 __all__ = [
     "AsyncChannel",
@@ -308,7 +304,7 @@ class AsyncChannel(_Channel):
         limit, why = self.attempt_limit(deadline)
         ends_at = None if limit is None else time.monotonic() + limit
         phase = "connecting to"
-        scope = _async_timeout(limit)
+        scope = limit_scope(limit)  # a long limit on the loop's coarse clock
         try:
             async with scope:
                 response = await self._dispatch(request)

@@ -18,6 +18,7 @@ import docstring_parser
 from pydantic import ValidationError
 from typing_extensions import ParamSpec
 
+from .._timers import COARSE_FROM, clock
 from ..exceptions import ModelRetry, ToolDefinitionError, ToolExecutionError
 from ._output import DEFAULT_MAX_OUTPUT_TOKENS, cap_output, render_output
 from ._records import ErrorKind, RunContext, ToolCall, ToolResult
@@ -81,7 +82,7 @@ async def _within(awaitable: Awaitable[Any], timeout: float | None) -> tuple[boo
             waiter.set_result(None)
 
     task.add_done_callback(wake)
-    timer = None if timeout is None else loop.call_later(timeout, wake)
+    timer = _watch(loop, timeout, wake)
     try:
         await waiter
     except BaseException:
@@ -89,13 +90,27 @@ async def _within(awaitable: Awaitable[Any], timeout: float | None) -> tuple[boo
         raise
     finally:
         if timer is not None:
-            timer.cancel()
+            timer()
     if not task.done():
         task.remove_done_callback(wake)
         task.add_done_callback(_retrieve)
         task.cancel()
         return False, None
     return True, task.result()
+
+
+def _watch(
+    loop: asyncio.AbstractEventLoop, timeout: float | None, wake: Callable[[], None]
+) -> Callable[[], None] | None:
+    """Call ``wake`` after ``timeout`` seconds (a long one on the loop's coarse clock); returns
+    what cancels that, or ``None`` without a timeout."""
+    if timeout is None:
+        return None
+    if timeout >= COARSE_FROM:
+        watch = clock()
+        key = watch.call_at(loop.time() + timeout, wake)
+        return lambda: watch.cancel(key)
+    return loop.call_later(timeout, wake).cancel
 
 
 class Tool(Generic[P, R]):
@@ -172,7 +187,13 @@ class Tool(Generic[P, R]):
         except ValidationError as exc:
             return self._error(call, "invalid_arguments", self._explain(exc), started)
         try:
-            finished, value = await _within(self._invoke(call, kwargs, context), self.timeout)
+            running: Awaitable[Any]
+            if self.is_async and self._signature.context_param is None:
+                function = typing.cast(Callable[..., Awaitable[Any]], self.function)
+                running = function(**kwargs)  # the tool's own coroutine, not wrapped
+            else:
+                running = self._invoke(call, kwargs, context)
+            finished, value = await _within(running, self.timeout)
         except ModelRetry as exc:
             return self._error(call, "retry", exc.message, started)
         except ToolExecutionError:

@@ -1,0 +1,140 @@
+"""Long time limits on a coarse clock: one timer per event loop, not one per call.
+
+Every model call runs under a time limit (600 s by default) and every tool call too (60 s), and
+almost none of them ever fires. An ``asyncio`` timer per call costs a heap push and, once
+cancelled, a heap clean-up, whose comparisons are Python calls: about 40,000 instructions a call
+at 64 calls in flight, a noticeable share of an agent run. A limit of :data:`COARSE_FROM` seconds
+or more is kept here instead: the loop's :class:`Clock` looks at the calls in flight every
+:data:`TICK` seconds, so such a limit fires up to one tick late (aiohttp itself rounds limits
+of 5 s and more up to the next whole second). Shorter limits get a timer of their own, as exact
+as ``asyncio`` makes them.
+
+``async with timeout(seconds) as scope`` behaves like ``asyncio.timeout(seconds)`` (the block is
+cancelled when the time is up and :class:`TimeoutError` raised from it; ``scope.expired()``
+tells whether that happened); :meth:`Clock.call_at` runs a callback at a time, coarsely.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import weakref
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+__all__ = ["COARSE_FROM", "TICK", "Clock", "clock", "timeout"]
+
+TICK = 1.0
+"""Seconds between two looks of a loop's clock at its limits: how late a coarse limit may fire."""
+COARSE_FROM = 5.0
+"""Limits at least this long go on the coarse clock; shorter ones get a timer of their own."""
+
+_CLOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Clock] = (
+    weakref.WeakKeyDictionary()
+)  # the default registry: one clock per running loop
+
+
+class Clock:
+    """The coarse timers of one event loop: a single loop timer, running only while some are
+    pending, fires every callback whose time has come."""
+
+    __slots__ = ("_due", "_handle", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._due: dict[object, tuple[float, Callable[[], None]]] = {}
+        self._handle: asyncio.TimerHandle | None = None
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> object:
+        """Run ``callback`` at loop time ``when`` (up to :data:`TICK` later); returns a key
+        for :meth:`cancel`."""
+        key = object()
+        self._due[key] = (when, callback)
+        if self._handle is None:
+            self._handle = self._loop.call_later(TICK, self._fire)
+        return key
+
+    def cancel(self, key: object) -> None:
+        """Forget the callback of ``key`` (nothing happens if it already ran)."""
+        self._due.pop(key, None)
+
+    def _fire(self) -> None:
+        now = self._loop.time()
+        due = self._due
+        for key in [k for k, (when, _) in due.items() if when <= now]:
+            callback = due.pop(key)[1]
+            callback()
+        self._handle = self._loop.call_later(TICK, self._fire) if due else None
+
+
+def clock() -> Clock:
+    """The coarse clock of the running event loop."""
+    loop = asyncio.get_running_loop()
+    found = _CLOCKS.get(loop)
+    if found is None:
+        found = _CLOCKS[loop] = Clock(loop)
+    return found
+
+
+if sys.version_info >= (3, 11):
+
+    class _CoarseTimeout:
+        """``asyncio.timeout`` for a long limit, kept on the loop's :class:`Clock` (the same
+        cancel-then-raise logic as ``asyncio.Timeout``, Python 3.11+)."""
+
+        __slots__ = ("_cancelling", "_clock", "_key", "_state", "_task", "_when")
+
+        def __init__(self, when: float) -> None:
+            self._when = when
+            self._state = 0  # 0 entered or not yet, 1 expiring, 2 expired, 3 exited
+            self._task: asyncio.Task[Any] | None = None
+            self._cancelling = 0
+            self._clock: Clock | None = None
+            self._key: object = None
+
+        def expired(self) -> bool:
+            """Whether the limit was reached (the block was cancelled for it)."""
+            return self._state in (1, 2)
+
+        async def __aenter__(self) -> _CoarseTimeout:
+            task = asyncio.current_task()
+            if task is None:
+                raise RuntimeError("timeout() should be used inside a task")
+            self._task = task
+            self._cancelling = task.cancelling()
+            self._clock = clock()
+            self._key = self._clock.call_at(self._when, self._expire)
+            return self
+
+        def _expire(self) -> None:
+            assert self._task is not None
+            self._state = 1
+            self._task.cancel()
+
+        async def __aexit__(
+            self,
+            kind: type[BaseException] | None,
+            error: BaseException | None,
+            traceback: TracebackType | None,
+        ) -> None:
+            assert self._task is not None and self._clock is not None
+            self._clock.cancel(self._key)
+            if self._state == 1:
+                self._state = 2
+                if self._task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
+                    raise TimeoutError from error
+            else:
+                self._state = 3
+
+
+def timeout(seconds: float | None) -> Any:
+    """An async context manager that cancels its block after ``seconds`` (``None``: never),
+    like ``asyncio.timeout``; a long limit is kept on the loop's coarse clock."""
+    if sys.version_info >= (3, 11):
+        if seconds is not None and seconds >= COARSE_FROM:
+            return _CoarseTimeout(asyncio.get_running_loop().time() + seconds)
+        return asyncio.timeout(seconds)
+    from async_timeout import timeout as fallback  # type: ignore[import-not-found]
+
+    return fallback(seconds)  # aiohttp's own dependency on Python 3.10
