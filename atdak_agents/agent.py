@@ -362,16 +362,17 @@ class _Loop:
     async def _turn(self, conversation: list[Message]) -> ParsedTurn:
         agent = self.agent
         prepared = agent.protocol.prepare(conversation, agent.tools)
-        reader = _StreamReader(agent.protocol, agent._index)
+        # Outside any trace nobody can listen for tokens: the call is never streamed
+        reader = _StreamReader(agent.protocol, agent._index) if current_scope() else None
         call = await call_model(
             self.client,
             agent.settings,
             prepared.messages,
             usage=self.usage,
             extra=prepared.params,
-            on_delta=reader.feed,
+            on_delta=reader.feed if reader is not None else None,
         )
-        if not call.streamed:
+        if not call.streamed or reader is None:
             return agent.protocol.parse(call.message, agent._index)
         parser = reader.parser()
         turn = parser.finish()

@@ -109,9 +109,16 @@ async def call_model(
     ``extra`` adds request fields (a tool protocol's ``tools``); ``on_delta`` turns each streamed
     delta into the text the user may see (a tool protocol's turn parser hides its markup).
     """
-    request = ChatCompletionRequest(
-        model=settings.model, messages=list(messages), **settings.parameters, **(extra or {})
-    )
+    # (the request validates its own copy of the list: no copy before)
+    listed = messages if isinstance(messages, list) else list(messages)
+    if extra:
+        request = ChatCompletionRequest(
+            model=settings.model, messages=listed, **settings.parameters, **extra
+        )
+    else:
+        request = ChatCompletionRequest(
+            model=settings.model, messages=listed, **settings.parameters
+        )
     token = _current_model.set(client)
     try:
         here = current_scope()

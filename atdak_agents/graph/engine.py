@@ -93,7 +93,11 @@ class RunResult:
 
 
 def new_run_id() -> str:
-    return uuid.uuid4().hex
+    """A random version-4 UUID as 32 hex digits (``uuid4().hex``, made at a third of its cost)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def runner_id() -> str:
@@ -468,8 +472,10 @@ class Run:
         self, tasks: Sequence[Task], number: int, journal: Journal | None
     ) -> list[NodeOutcome]:
         state = MappingProxyType(self.state)
-        if len(tasks) == 1:
-            return [await self._run_task(tasks[0], state, number, journal)]
+        if len(tasks) == 1:  # (run_node's own coroutine: one level less than _run_task's)
+            task = tasks[0]
+            ctx = NodeContext(self.env, state, task.path, number)
+            return [await run_node(self.graph.runners[task.node], ctx, journal)]
         results = await asyncio.gather(
             *(self._run_task(t, state, number, journal) for t in tasks), return_exceptions=True
         )
