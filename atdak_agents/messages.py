@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "EXCHANGE",
@@ -66,18 +66,6 @@ class ToolCall(BaseModel):
         return json.loads(self.function.arguments or "{}")
 
 
-class _TokenCache(dict[str, Any]):
-    """Token counts of a message by tokenizer name: a cache, so it never makes messages unequal."""
-
-    __hash__ = None
-
-    def __eq__(self, other: object) -> bool:
-        return True
-
-    def __ne__(self, other: object) -> bool:
-        return False
-
-
 class Message(BaseModel):
     """One chat message: ``Message(role="user", content="你好")``.
 
@@ -86,6 +74,10 @@ class Message(BaseModel):
     """
 
     model_config = ConfigDict(extra="allow")
+    # Token counts by tokenizer name, kept by atdak_agents.context.tokens: a plain slot, not a
+    # pydantic private attribute (those cost every message a post-init call), so it is never
+    # serialised, compared or copied, and is made on the first count.
+    __slots__ = ("_token_cache",)
 
     role: Role
     content: str | None = ""
@@ -93,9 +85,6 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
-    # Token counts by tokenizer name, kept by atdak_agents.context.tokens; never serialised.
-    # Made on the first count (most messages are never counted: one object less to collect).
-    _token_cache: _TokenCache | None = PrivateAttr(default=None)
 
     @property
     def text(self) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 from context_corpora import CORPORA
 from hypothesis import given, settings
@@ -156,6 +159,11 @@ def test_the_cache_never_changes_equality_or_serialisation() -> None:
     assert counted == fresh
     assert counted.model_dump() == fresh.model_dump()
     assert "token" not in repr(counted)
+    for copied in (copy.deepcopy(counted), pickle.loads(pickle.dumps(counted))):
+        assert copied == fresh
+        assert count_message_tokens(copied, EstimateTokenizer()) == count_message_tokens(
+            fresh, EstimateTokenizer()
+        )
 
 
 def test_tool_calls_and_names_are_counted() -> None:
