@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from ..providers.base import ChatModel
 from ..providers.profiles import ModelProfile, ModelRegistry, default_registry
 from ..tracing.bus import EventBus, Sink
 from ..tracing.redact import Redactor
-from ..usage import RunUsage, UsageLimits
+from ..usage import UsageLimits
 from .checkpoint import Checkpointer, RunRecord, StepRecord
 from .compile import CompiledRoute, compile_nodes, resolve_import
 from .engine import Run, RunResult, new_run_id
@@ -97,6 +97,15 @@ class Graph:
         self.joins = compiled.joins
         self.entry = spec.entry_node
         self.outputs = [(name, Expression(src)) for name, src in spec.outputs.items()]
+        self._usage_limits = _usage_limits(spec.limits)  # (frozen: shared by the runs)
+        self._default_redactor: tuple[str | None, Redactor] | None = None
+        # what every run's environment shares
+        self._shared: dict[str, Any] = {
+            "registry": registry,
+            "tools": self.tools,
+            "base_dir": base_dir,
+            "provider_factory": _default_provider,
+        }
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, nodes={len(self.spec.nodes)})"
@@ -125,16 +134,24 @@ class Graph:
         drops message contents, arguments and values from every event, keeping sizes and token
         counts.
         """
-        tracing = _Tracing(sinks, redactor, trace_content)
-        env = self._env(run_id or new_run_id(), self.check_inputs(inputs), provider, tracing)
-        env.session_id = session_id
-        env.memory = memory
         limits = limits or self.spec.limits
-        env.usage_limits = _usage_limits(limits)
+        run_id = run_id or new_run_id()
+        env = RunEnv(
+            run_id=run_id,
+            inputs=self.check_inputs(inputs),
+            bus=self._bus(run_id, sinks, redactor, trace_content),
+            usage_limits=(
+                self._usage_limits if limits is self.spec.limits else _usage_limits(limits)
+            ),
+            session_id=session_id,
+            provider=provider,
+            memory=memory,
+            **self._shared,
+        )
         return Run(
             self,
             env,
-            run_id=env.run_id,
+            run_id=run_id,
             state=self.schema.initial(),
             frontier=[],
             checkpointer=checkpointer,
@@ -168,11 +185,16 @@ class Graph:
         record = await checkpointer.get_run(run_id)
         if record is None:
             raise UsageError(f"no run {run_id!r} in the checkpointer; `runs list` shows the runs")
-        tracing = _Tracing(sinks, redactor, trace_content)
-        env = self._env(run_id, record.inputs, provider, tracing)
-        env.session_id = record.session_id
-        env.memory = memory
-        env.usage_limits = _usage_limits(self.spec.limits)
+        env = RunEnv(
+            run_id=run_id,
+            inputs=record.inputs,
+            bus=self._bus(run_id, sinks, redactor, trace_content),
+            usage_limits=self._usage_limits,
+            session_id=record.session_id,
+            provider=provider,
+            memory=memory,
+            **self._shared,
+        )
         return await Run.restore(self, env, checkpointer, migrate=migrate)
 
     async def resume(self, run_id: str, *, answer: Any = _NOTHING, **options: Any) -> RunResult:
@@ -313,40 +335,36 @@ class Graph:
             raise UsageError(f"graph {self.name!r}: " + "; ".join(problems))
         return given
 
-    def _env(
+    def _bus(
         self,
         run_id: str,
-        inputs: Mapping[str, Any],
-        provider: ChatModel | None,
-        tracing: _Tracing,
-    ) -> RunEnv:
-        return RunEnv(
-            run_id=run_id,
-            inputs=inputs,
-            bus=tracing.bus(run_id),
-            usage=RunUsage(),
-            provider=provider,
-            registry=self.registry,
-            tools=self.tools,
-            base_dir=self.base_dir,
-            provider_factory=_default_provider,
-        )
+        sinks: Sequence[Sink],
+        redactor: Redactor | None,
+        content: bool,
+    ) -> EventBus:
+        """A run's event bus: where its events go, and what they may carry. Its redactor is
+        settled when someone first listens (no sink: maybe never)."""
+        if sinks:
+            return EventBus(run_id, sinks, content=content, redactor=self._redactor(redactor))
+        return EventBus(run_id, content=content, redactor_for=partial(self._redactor, redactor))
 
-
-@dataclass(frozen=True)
-class _Tracing:
-    """A run's tracing options: where events go, and what they may carry."""
-
-    sinks: Sequence[Sink]
-    redactor: Redactor | None
-    content: bool
-
-    def bus(self, run_id: str) -> EventBus:
-        redactor = self.redactor if self.redactor is not None else Redactor()
+    def _redactor(self, given: Redactor | None) -> Redactor:
+        """``given`` or the default redactor, masking the ``ATDAK_API_KEY`` value (the key a
+        default client sends) too. The default one is made once per key value and shared by
+        the graph's runs (nothing changes it)."""
         key = os.environ.get(_API_KEY_ENV)
-        if key:
-            redactor.add_secret(key)  # the key a default client sends never reaches a trace
-        return EventBus(run_id, self.sinks, content=self.content, redactor=redactor)
+        if given is not None:
+            return _redactor_with(given, key)
+        made = self._default_redactor
+        if made is None or made[0] != key:
+            made = self._default_redactor = (key, _redactor_with(Redactor(), key))
+        return made[1]
+
+
+def _redactor_with(redactor: Redactor, key: str | None) -> Redactor:
+    if key:
+        redactor.add_secret(key)  # the key a default client sends never reaches a trace
+    return redactor
 
 
 def build_graph(

@@ -237,8 +237,10 @@ class Run:
                 await self.release()  # e.g. a run restored at a pause, and left there
         finally:
             if not self._prefix:
-                self.env.bus.end_subscriptions()
-                await self.env.close_owned()
+                env = self.env
+                env.bus.end_subscriptions()
+                if env.owns_provider:
+                    await env.close_owned()
         return self.result()
 
     def answer(self, value: Any) -> None:
@@ -307,7 +309,8 @@ class Run:
             )
             await self.checkpointer.create_run(record, owner=self._owner)
             self._leased = True
-        self._root.emit(RunStarted, graph=self.graph.name, inputs=dict(self.env.inputs))
+        if RunStarted in self.env.bus.wanted:
+            self._root.emit(RunStarted, graph=self.graph.name, inputs=dict(self.env.inputs))
 
     async def _step_within_limits(self) -> StepReport:
         limits = self._limits
@@ -366,14 +369,15 @@ class Run:
         await self._store_status()
         self._close()
 
-    async def _finish(self) -> None:
-        self._root.emit(
-            RunFinished,
-            status="done",
-            output=self._output(),
-            usage=_usage_dict(self.env.usage),
-            duration=time.monotonic() - self._started_at,
-        )
+    def _finish(self) -> None:
+        if RunFinished in self.env.bus.wanted:
+            self._root.emit(
+                RunFinished,
+                status="done",
+                output=self._output(),
+                usage=_usage_dict(self.env.usage),
+                duration=time.monotonic() - self._started_at,
+            )
         self._close()
 
     async def _store_status(self) -> None:
@@ -425,7 +429,7 @@ class Run:
             self._root.emit(StateUpdated, keys=changed, values=values)
         await self._save(number, tasks, updates)
         if self.status == "done":
-            await self._finish()
+            self._finish()
         elif failed_end is not None:
             await self._fail(NodeError(failed_end, "the run ended here (an end marked failed)"))
         elif waiting and not self._prefix:

@@ -84,10 +84,16 @@ class StateSchema:
             name: _reducer_of(spec, resolve) for name, spec in self.keys.items()
         }
         self.typed = {name: spec.type for name, spec in self.keys.items() if spec.type != "any"}
+        # when no key's initial value can change (numbers, text, None...), a fresh state is a
+        # copy of this dict; otherwise each key gets its own new or copied value
+        self._fixed = {name: spec.default for name, spec in self.keys.items() if _immutable(spec)}
+        self._all_fixed = len(self._fixed) == len(self.keys)
 
     def initial(self) -> dict[str, Any]:
         """A fresh state: every key at its declared default (copied, never shared); a list or
         dict key without a default starts empty."""
+        if self._all_fixed:
+            return dict(self._fixed)
         return {name: _initial_value(spec) for name, spec in self.keys.items()}
 
     def apply(self, state: dict[str, Any], node: str, updates: Mapping[str, Any]) -> list[str]:
@@ -138,6 +144,14 @@ def _initial_value(spec: StateKeySpec) -> Any:
 
 
 _EMPTY: dict[str, Callable[[], Any]] = {"list": list, "dict": dict}
+_ATOMS = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+def _immutable(spec: StateKeySpec) -> bool:
+    """Whether the key's initial value can be shared by every state (it cannot change)."""
+    if spec.default is None:
+        return spec.type not in _EMPTY
+    return type(spec.default) in _ATOMS
 
 
 def _reducer_of(spec: StateKeySpec, resolve: Callable[[str], Callable[..., Any]]) -> Reducer:

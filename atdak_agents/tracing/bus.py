@@ -121,7 +121,8 @@ class EventBus:
     """Delivers one run's events to its sinks and live subscribers, numbering them in order.
 
     ``content=False`` drops contents and ``redactor`` masks secrets, for every sink and
-    subscriber alike (a sink may drop more on its own).
+    subscriber alike (a sink may drop more on its own). ``redactor_for`` instead makes the
+    redactor when the first sink or subscriber arrives.
     """
 
     __slots__ = (
@@ -133,6 +134,7 @@ class EventBus:
         "_object_sinks",
         "_object_types",
         "_private",
+        "_redactor_for",
         "_routes",
         "_seq",
         "_sinks",
@@ -155,10 +157,13 @@ class EventBus:
         first_seq: int = 0,
         content: bool = True,
         redactor: Redactor | None = None,
+        redactor_for: Callable[[], Redactor] | None = None,
     ) -> None:
         self.run_id = run_id
         self.content = content
         self.redactor = redactor
+        # made when someone first listens (a run nobody listens to never needs it)
+        self._redactor_for = redactor_for if redactor is None else None
         self._private = redactor is not None or not content  # contents dropped or masked
         self._sinks: list[Sink] = []
         self._line_sinks: list[LineSink] = []
@@ -170,17 +175,18 @@ class EventBus:
         # span ids: a counter under 32 random high bits (a resumed run's new bus starts afresh)
         self._span_base = random.getrandbits(64 - _SPAN_COUNTER_BITS) << _SPAN_COUNTER_BITS
         self._spans = 0
-        self._routes: dict[type[EventBase], Route] = {}
-        self._by_name: dict[str, Route] = {}
+        self._routes: dict[type[EventBase], Route] = EMPTY.by_class
+        self._by_name: dict[str, Route] = EMPTY.by_name
         #: The event types someone wants (emitters skip the rest before building anything).
-        self.wanted: frozenset[object] = frozenset()
+        self.wanted: frozenset[object] = EMPTY.wanted
         self.active = False
         self._started: Route | None = None
         self._finished: Route | None = None
         self._finished_lines: list[LineSink] | None = None  # when only line sinks take it
-        for sink in sinks:
-            self._add(sink)
-        self._refresh()
+        if sinks:
+            for sink in sinks:
+                self._add(sink)
+            self._refresh()
 
     @property
     def last_seq(self) -> int:
@@ -235,6 +241,9 @@ class EventBus:
 
     def _refresh(self) -> None:
         """Work out, per event type, who receives it (once per change, never per event)."""
+        if self._redactor_for is not None and (self._sinks or self._subscribers):
+            self.redactor, self._redactor_for = self._redactor_for(), None
+            self._private = True
         if self._subscribers:
             subscribers = tuple(s.event_types for s in self._subscribers)
             shared = layout((tuple(self._object_types), subscribers, tuple(self._line_types)))
@@ -485,6 +494,8 @@ class EventBus:
 
     def close(self) -> None:
         """End of the run: close every subscription and sink."""
+        if not (self._sinks or self._subscribers):
+            return
         for subscription in self._subscribers:
             subscription.close()
         self._subscribers.clear()
