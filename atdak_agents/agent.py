@@ -20,7 +20,7 @@ never a hang.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import os
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,7 +41,7 @@ from .providers.base import ChatModel
 from .providers.profiles import ModelRegistry, default_registry
 from .templates import PromptTemplate
 from .tool_protocols import ParsedTurn, ToolIndex, ToolProtocol, TurnParser, get_protocol
-from .tool_protocols.base import tool_index
+from .tool_protocols.base import new_exchange_id, tool_index
 from .tools import RunContext, Tool, ToolCall, ToolRegistry, ToolResult
 from .tracing.bus import EventBus, Scope, Sink, current_scope, new_span_id, scope, span
 from .tracing.events import (
@@ -185,7 +185,7 @@ class Agent:
             )
         if not sinks:  # inside a traced run its scope is current; else nobody listens
             return await self._run(input, session_id, provider, variables, deps, usage)
-        bus = EventBus(uuid.uuid4().hex, sinks)
+        bus = EventBus(os.urandom(16).hex(), sinks)
         try:
             return await self._run_traced(bus, input, session_id, provider, variables, deps, usage)
         finally:
@@ -412,7 +412,7 @@ class _Loop:
         value, problem = spec.parse(turn.text)
         if value is not None:
             return ("done", value, None)
-        exchange = f"ex_{uuid.uuid4().hex[:16]}"
+        exchange = new_exchange_id()
         answer.metadata.update({EXCHANGE: exchange, KIND: "tool_call"})
         correction = Message(role="user", content=spec.correction(problem or "invalid"))
         correction.metadata.update({EXCHANGE: exchange, KIND: "correction"})
@@ -441,7 +441,7 @@ class _Loop:
         if here is not None:
             return here.run_id
         if not self._run_id:
-            self._run_id = uuid.uuid4().hex
+            self._run_id = os.urandom(16).hex()  # 32 random hex digits, as uuid4().hex
         return self._run_id
 
     async def _run_tool(self, call: ToolCall, steps: int, index: int) -> ToolResult:
@@ -536,7 +536,7 @@ class AgentStream:
         self._agent = agent
         self._input = input
         self._options = dict(options)
-        self._bus = EventBus(uuid.uuid4().hex, self._options.pop("sinks", ()))
+        self._bus = EventBus(os.urandom(16).hex(), self._options.pop("sinks", ()))
         self._subscription = self._bus.subscribe(include=include, exclude=exclude)
         self.result: AgentResult | None = None
 

@@ -117,15 +117,16 @@ class _Channel:
     def call_deadline(self, seconds: float | None) -> Deadline | None:
         return None if seconds is None else Deadline(seconds)
 
-    def attempt_limit(self, deadline: Deadline | None) -> tuple[float | None, str]:
-        """Seconds this attempt may take, and what sets that limit (for the error message)."""
+    def attempt_limit(self, deadline: Deadline | None) -> tuple[float | None, Deadline | None]:
+        """Seconds this attempt may take, and the call's deadline when that is what sets the
+        limit (``None``: the total timeout does; see :meth:`_timeout_error`)."""
         total = self.timeouts.total
         if deadline is None:
-            return total, f"the total timeout of {total:g}s" if total else ""
+            return total, None
         remaining = max(deadline.remaining(), 0.0)
         if total is None or remaining < total:
-            return remaining, f"the call's deadline of {deadline.seconds:g}s"
-        return total, f"the total timeout of {total:g}s"
+            return remaining, deadline
+        return total, None
 
     def _decide_retry(
         self, attempt: int, error: ProviderError, max_retries: int, deadline: Deadline | None
@@ -157,7 +158,13 @@ class _Channel:
         emit(ModelRetrying, attempt=attempt, reason=reason, wait=wait)
         return RetryDecision(attempt, reason, wait, error)
 
-    def _timeout_error(self, why: str) -> APITimeoutError:
+    def _timeout_error(self, deadline: Deadline | None) -> APITimeoutError:
+        """The error of an attempt past its limit: the call's ``deadline``, or (``None``) the
+        total timeout (the words are made here, not for every attempt)."""
+        if deadline is not None:
+            why = f"the call's deadline of {deadline.seconds:g}s"
+        else:
+            why = f"the total timeout of {self.timeouts.total:g}s"
         return APITimeoutError(
             f"no complete answer from {self.url} within {why}; allow more time (timeout=..., "
             "deadline=...) or check the endpoint",
@@ -301,7 +308,7 @@ class AsyncChannel(_Channel):
         handle: AsyncHandler[T],
         deadline: Deadline | None,
     ) -> T:
-        limit, why = self.attempt_limit(deadline)
+        limit, bound_by = self.attempt_limit(deadline)
         ends_at = None if limit is None else time.monotonic() + limit
         phase = "connecting to"
         scope = limit_scope(limit)  # a long limit on the loop's coarse clock
@@ -313,7 +320,7 @@ class AsyncChannel(_Channel):
         except asyncio.TimeoutError as exc:
             if not _expired(scope):
                 raise connection_error(exc, url=self.url, phase=phase, secret=self.secret) from exc
-            raise self._timeout_error(why) from None
+            raise self._timeout_error(bound_by) from None
         except ProviderError:
             raise
         except Exception as exc:
@@ -451,7 +458,7 @@ class SyncChannel(_Channel):
     def _send_once(
         self, request: httpx.Request, handle: SyncHandler[T], deadline: Deadline | None
     ) -> T:
-        limit, why = self.attempt_limit(deadline)
+        limit, bound_by = self.attempt_limit(deadline)
         ends_at = None if limit is None else time.monotonic() + limit
         if limit is not None:
             request.extensions["timeout"] = _shortened(self._timeout_ext, limit)
@@ -466,7 +473,7 @@ class SyncChannel(_Channel):
             if not is_transport_failure(exc):
                 raise
             if ends_at is not None and time.monotonic() >= ends_at and is_timeout(exc):
-                raise self._timeout_error(why) from exc
+                raise self._timeout_error(bound_by) from exc
             raise connection_error(exc, url=self.url, phase=phase, secret=self.secret) from exc
         return result
 
