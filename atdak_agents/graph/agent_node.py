@@ -85,9 +85,10 @@ class AgentRunner:
                 "uses memory, but the run has no memory store or session id: pass memory= and "
                 "session_id= to graph.start/run (or --session on the command line)",
             )
-        request = Message(role="user", content=self._render_input(names))
+        text = self._render_input(names)
+        history = history_messages(ctx, self.history)
         result = await self.agent.run(
-            [*history_messages(ctx, self.history), request],
+            [*history, Message(role="user", content=text)] if history else text,
             provider=env.model_client(),
             variables=names,
             usage=env.usage,
@@ -112,7 +113,9 @@ class AgentRunner:
         return self.input.render(names)
 
     def _updates(self, output: Any) -> dict[str, Any]:
-        value = output.model_dump(mode="json") if hasattr(output, "model_dump") else output
+        value = output
+        if type(output) is not str and hasattr(output, "model_dump"):  # structured output
+            value = output.model_dump(mode="json")
         if self.writes:
             return {self.writes: value}
         return dict(value) if isinstance(value, dict) else {}

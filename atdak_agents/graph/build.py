@@ -28,7 +28,7 @@ from ..tracing.redact import Redactor
 from ..usage import UsageLimits
 from .checkpoint import Checkpointer, RunRecord, StepRecord
 from .compile import CompiledRoute, compile_nodes, resolve_import
-from .engine import Run, RunResult, new_run_id
+from .engine import NO_USAGE_LIMITS, Run, RunResult, new_run_id
 from .expressions import Expression
 from .journal import Journal
 from .nodes import RunEnv, Task
@@ -99,6 +99,7 @@ class Graph:
         self.outputs = [(name, Expression(src)) for name, src in spec.outputs.items()]
         self._usage_limits = _usage_limits(spec.limits)  # (frozen: shared by the runs)
         self._default_redactor: tuple[str | None, Redactor] | None = None
+        self._input_types = {name: spec.type for name, spec in spec.inputs.items()}
         # what every run's environment shares
         self._shared: dict[str, Any] = {
             "registry": registry,
@@ -314,7 +315,18 @@ class Graph:
 
     def check_inputs(self, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
         """Inputs with defaults filled in; a missing, unknown or mistyped input is a clear error."""
-        given = dict(inputs or {})
+        given = dict(inputs) if inputs else {}
+        types = self._input_types
+        if len(given) == len(types):  # the usual case: every input given, each of its type
+            for name, value in given.items():
+                declared = types.get(name)
+                if declared is None or not check_type(declared, value):
+                    break
+            else:
+                return given
+        return self._complete_inputs(given)
+
+    def _complete_inputs(self, given: dict[str, Any]) -> dict[str, Any]:
         declared = self.spec.inputs
         problems = [
             f"unknown input {name!r} (declared: {', '.join(declared) or 'none'})"
@@ -449,6 +461,8 @@ def _registry_with(spec: GraphSpec, registry: ModelRegistry) -> ModelRegistry:
 
 
 def _usage_limits(limits: Limits) -> UsageLimits:
+    if limits.requests is None and limits.tokens is None and limits.cost is None:
+        return NO_USAGE_LIMITS
     return UsageLimits(
         max_requests=limits.requests, max_total_tokens=limits.tokens, max_cost=limits.cost
     )

@@ -32,7 +32,9 @@ from ..exceptions import (
     UsageError,
     UsageLimitExceeded,
 )
-from ..tracing.bus import Scope, current_scope, scope
+from ..tracing.bus import Scope, current_scope
+from ..tracing.bus import enter as _enter
+from ..tracing.bus import leave as _leave
 from ..tracing.events import (
     CheckpointSaved,
     EventBase,
@@ -42,7 +44,7 @@ from ..tracing.events import (
     RunStarted,
     StateUpdated,
 )
-from ..usage import RunUsage
+from ..usage import RunUsage, UsageLimits
 from .checkpoint import DEFAULT_LEASE_TTL, Checkpointer, RunRecord, StepRecord
 from .journal import Journal
 from .nodes import HumanRunner, NodeContext, NodeOutcome, RunEnv, Task, run_node
@@ -54,6 +56,9 @@ if TYPE_CHECKING:
 __all__ = ["Run", "RunResult", "StepReport", "empty_books", "new_run_id", "runner_id"]
 
 TERMINAL = frozenset({"done", "failed"})
+_STOPPED = TERMINAL | {"waiting", "interrupted"}  # statuses a run does not step on from
+#: No usage limit (a graph without limits gives its runs this one: checked by identity).
+NO_USAGE_LIMITS = UsageLimits()
 _MAX_ROUTER_CHAIN = 64
 
 
@@ -93,11 +98,21 @@ class RunResult:
 
 
 def new_run_id() -> str:
-    """A random version-4 UUID as 32 hex digits (``uuid4().hex``, made at a third of its cost)."""
-    raw = bytearray(os.urandom(16))
+    """A random version-4 UUID as 32 hex digits (``uuid4().hex``, made at a tenth of its cost:
+    the random bytes come from ``os.urandom`` 4 KiB at a time)."""
+    pool = _RANDOM
+    if len(pool) < 16:
+        pool += os.urandom(4096)
+    raw = pool[-16:]
+    del pool[-16:]
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return raw.hex()
+
+
+# os.urandom bytes not used yet (a forked child must not reuse its parent's: emptied there)
+_RANDOM = bytearray()
+os.register_at_fork(after_in_child=_RANDOM.clear)
 
 
 def runner_id() -> str:
@@ -140,6 +155,8 @@ class Run:
         self._books = bookkeeping if bookkeeping is not None else empty_books()
         self._owner_id: str | None = None
         self._started_at = time.monotonic()
+        ceilings = env.usage_limits
+        self._usage_limited = ceilings is not NO_USAGE_LIMITS and ceilings != NO_USAGE_LIMITS
         self._root = _root_scope(env, path_prefix)
         self._resumed = False  # restored from checkpoints: announce it at the first step
         self._driver: asyncio.Task[RunResult] | None = None
@@ -183,7 +200,7 @@ class Run:
     async def _drive_while(
         self, subscription: AsyncIterator[EventBase]
     ) -> AsyncIterator[EventBase]:
-        if self._driver is None and self.status not in TERMINAL | {"waiting"}:
+        if self._driver is None and self.status not in _STOPPED - {"interrupted"}:
             self._driver = asyncio.ensure_future(self.until_done())
         async for event in subscription:
             yield event
@@ -193,7 +210,8 @@ class Run:
     async def step(self) -> StepReport:
         """Run the next step and return what it did."""
         self._check_can_step()
-        with scope(self._root):
+        token = _enter(self._root)
+        try:
             if self.status == "pending":
                 await self._begin()
             elif self.checkpointer is not None and not self._leased:
@@ -222,18 +240,20 @@ class Run:
             except RunError as exc:
                 await self._fail(exc)
                 raise
+        finally:
+            _leave(token)
         return report
 
     async def until_done(self) -> RunResult:
         """Step until the run ends or pauses; returns the result (never raises for a failed
         node: the result says ``failed`` and why)."""
         try:
-            while self.status not in TERMINAL | {"waiting", "interrupted"}:
+            while self.status not in _STOPPED:
                 try:
                     await self.step()
                 except RunError:
                     break
-            if self._leased and self.status in TERMINAL | {"waiting", "interrupted"}:
+            if self._leased and self.status in _STOPPED:
                 await self.release()  # e.g. a run restored at a pause, and left there
         finally:
             if not self._prefix:
@@ -323,7 +343,8 @@ class Run:
             if remaining <= 0:
                 raise asyncio.TimeoutError
             report = await asyncio.wait_for(self._run_step(), remaining)
-        self.env.check_usage()
+        if self._usage_limited:
+            self.env.check_usage()
         return report
 
     async def _acquire(self) -> None:
@@ -407,10 +428,10 @@ class Run:
         number = self._step + 1
         self._root.step = number
         tasks = self.frontier
-        journal = await self._journal(number)
-        if self.checkpointer is None:
-            outcomes = await self._execute(tasks, number, journal)
+        if self.checkpointer is None:  # (a subgraph journals into its parent's step)
+            outcomes = await self._execute(tasks, number, self._shared_journal)
         else:
+            journal = await self._journal(number)
             self._keep_lease()
             try:
                 outcomes = await self._execute(tasks, number, journal)
@@ -419,7 +440,7 @@ class Run:
         updates, changed, waiting = self._merge(tasks, outcomes)
         self.frontier = self._advance(tasks, waiting)
         self._step = number
-        self._books["waiting"] = [t.path for t in waiting]
+        self._books["waiting"] = [t.path for t in waiting] if waiting else []
         self.status = "waiting" if waiting else ("running" if self.frontier else "done")
         failed_end = self._failed_end() if self.status == "done" else None
         if failed_end is not None:
@@ -427,23 +448,23 @@ class Run:
         if changed and StateUpdated in self.env.bus.wanted:  # live views only, by default
             values = {key: self.state[key] for key in changed}
             self._root.emit(StateUpdated, keys=changed, values=values)
-        await self._save(number, tasks, updates)
+        if self.checkpointer is not None:
+            await self._save(number, tasks, updates)
         if self.status == "done":
             self._finish()
         elif failed_end is not None:
             await self._fail(NodeError(failed_end, "the run ended here (an end marked failed)"))
-        elif waiting and not self._prefix:
+        elif waiting and not self._prefix and RunInterrupted in self.env.bus.wanted:
             usage = _usage_dict(self.env.usage)
             reason = "waiting for input"
             self._root.emit(RunInterrupted, reason=reason, question=self.question, usage=usage)
         return StepReport(number, [t.path for t in tasks], changed, self.status, self.question)
 
-    async def _journal(self, number: int) -> Journal | None:
+    async def _journal(self, number: int) -> Journal:
         """The step's journal: the calls already made in it, by this runner or (after a
         resume) by one before it. While this runner holds the lease nobody else journals, so
         the store is read only when the lease was (re)taken."""
-        if self.checkpointer is None:
-            return self._shared_journal  # a subgraph journals into its parent's step
+        assert self.checkpointer is not None
         pending = self._pending
         if self._calls_unknown:
             self._calls_unknown = False
@@ -543,8 +564,8 @@ class Run:
     def _advance(self, tasks: Sequence[Task], waiting: Sequence[Task]) -> list[Task]:
         """The next frontier: tasks still waiting first, then successors in edge order."""
         frontier = list(waiting)
-        scheduled = {t.node for t in frontier}
-        waiting_nodes = {t.node for t in waiting}
+        scheduled = {t.node for t in waiting} if waiting else set()
+        waiting_nodes = frozenset(scheduled)
         for task in tasks:
             if task.node in waiting_nodes:
                 continue

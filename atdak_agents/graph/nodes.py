@@ -197,7 +197,8 @@ class FunctionRunner:
             result = await asyncio.to_thread(self.function, **kwargs)
         else:
             result = self.function(**kwargs)
-            if inspect.isawaitable(result):  # e.g. a callable object wrapping an async function
+            # (e.g. a callable object wrapping an async function; a dict is never awaitable)
+            if type(result) is not dict and inspect.isawaitable(result):
                 result = await result
         return NodeOutcome(self._updates(ctx.path, result))
 
