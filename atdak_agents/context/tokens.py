@@ -42,6 +42,7 @@ __all__ = [
     "get_tokenizer",
     "message_token_bound",
     "register_tokenizer",
+    "remember_message_tokens",
     "tokenizer_for_model",
     "tokenizer_names",
     "utf8_size",
@@ -366,6 +367,14 @@ def count_message_tokens(message: Message, tokenizer: Tokenizer) -> int:
     tokens = _uncached_message_tokens(message, tokenizer)
     cache[tokenizer.name] = (key, tokens)
     return tokens
+
+
+def remember_message_tokens(message: Message, tokenizer_name: str, tokens: int) -> None:
+    """Record that ``message`` costs ``tokens`` under the tokenizer named ``tokenizer_name``
+    (a count known already, such as the one a memory store kept), so
+    :func:`count_message_tokens` does not count it again. Like every cached count it is
+    dropped once the message's content, role, name or tool calls change."""
+    _message_cache(message)[tokenizer_name] = (_fingerprint(message), tokens)
 
 
 def count_tokens(

@@ -15,11 +15,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..context.tokens import remember_message_tokens, tokenizer_for_model
 from ..exceptions import InvalidParameterError
 from ..messages import Message, MessageLike, as_message
 from .base import StoredMessage, message_tokens
 
-__all__ = ["Row", "decode", "encode", "message_list"]
+__all__ = ["Row", "counted", "decode", "encode", "message_list"]
 
 _CREATED_AT = "created_at"
 # stored in columns of their own, or (the record fields) not part of the message at all
@@ -122,3 +123,13 @@ def decode(
     }
     # pydantic-core validates as fast as model_construct builds, so validate every row
     return StoredMessage.model_validate({**json.loads(extra), **record} if extra else record)
+
+
+def counted(messages: list[StoredMessage], token_model: str | None) -> list[StoredMessage]:
+    """``messages`` with the token counts the store kept remembered on them: fitting a loaded
+    history into a budget then counts none of them again (a long session's history is counted
+    once, when stored, not on every run)."""
+    name = tokenizer_for_model(token_model).name
+    for message in messages:
+        remember_message_tokens(message, name, message.tokens)
+    return messages

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ..messages import MessageLike
 from . import _search
-from ._records import Row, decode, encode, message_list
+from ._records import Row, counted, decode, encode, message_list
 from .base import (
     MemoryStore,
     SearchHit,
@@ -106,7 +106,7 @@ class InMemoryStore(MemoryStore):
             ]
         if last is not None:
             chosen = chosen[max(0, len(chosen) - last) :]
-        return [_decode(i, session_id, r) for i, r in chosen]
+        return counted([_decode(i, session_id, r) for i, r in chosen], self.token_model)
 
     async def clear(self, session_id: str) -> int:
         """Remove the session's messages (the session stays listed); returns how many."""

@@ -24,7 +24,7 @@ from typing import Any, Literal, TypeVar
 from .._sqlite import SQLiteWorker, check_settings, write_transaction
 from ..messages import Message, MessageLike
 from . import _search
-from ._records import Row, decode, encode, message_list
+from ._records import Row, counted, decode, encode, message_list
 from ._sqlite_schema import migrate, session_token
 from .base import (
     MemoryStore,
@@ -153,7 +153,8 @@ class SQLiteStore(MemoryStore):
         """The session's messages, oldest first (see :meth:`MemoryStore.load`)."""
         check_session_id(session_id)
         check_count(last, "last")
-        return await self._call("load", _load, session_id, last, since, after_id)
+        found = await self._call("load", _load, session_id, last, since, after_id)
+        return counted(found, self.token_model)
 
     async def clear(self, session_id: str) -> int:
         """Remove the session's messages (the session stays listed); returns how many."""

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from atdak_agents.context.history import HistoryFitter
 from atdak_agents.memory import SQLiteStore, _search
 from atdak_agents.memory._records import encode
 from atdak_agents.memory._sqlite_schema import session_token
@@ -198,6 +199,9 @@ def bench_load_and_search(folder: Path) -> None:
     print(" newest 50:")
     report("raw sqlite3 SELECT ... LIMIT 50", base_last, 50, None)
     report("SQLiteStore.load(last=50)", results["last"], 50, base_last)
+    print(" first fit of the loaded session into a 32K window (counting it is the baseline):")
+    report("messages counted now", results["fit counted"], N, None)
+    report("counts remembered from the store", results["fit remembered"], N, results["fit counted"])
     print("\nrecall over 10,000 messages (ms per query; LIKE scan is the baseline)")
     for query, like in (("退款", "%退款%"), ("tracking", "%tracking%"), ("物流 delivery", None)):
         like_sql = f"{sql.split(' WHERE')[0]} WHERE content LIKE ?"
@@ -220,10 +224,27 @@ async def _store_loads(path: Path) -> dict[str, float]:
     async with SQLiteStore(path) as store:
         out["all"] = await abest(lambda: store.load("s"))
         out["last"] = await abest(lambda: store.load("s", last=50))
+        out["fit counted"], out["fit remembered"] = await _first_fits(store)
         for query in ("退款", "tracking", "物流 delivery"):
             out[f"search {query}"] = await abest(lambda: store.search(query, limit=20))  # noqa: B023
             out[f"hits {query}"] = len(await store.search(query, limit=20))
     return out
+
+
+async def _first_fits(store: SQLiteStore) -> tuple[float, float]:
+    """The first fit of the loaded session into atdak-llama-70b's 32K window (which drops most
+    of it, so every message is counted): with copies whose counts are gone (the baseline) and
+    with the loaded messages, which remember the counts the store kept."""
+    counted, remembered = [], []
+    for _ in range(5):
+        loaded = await store.load("s")
+        copies = [m.model_copy() for m in loaded]  # a copy carries no cached count
+        for history, times in ((copies, counted), (loaded, remembered)):
+            fitter = HistoryFitter("atdak-llama-70b")
+            start = time.perf_counter()
+            await fitter.fit(history)
+            times.append(time.perf_counter() - start)
+    return min(counted), min(remembered)
 
 
 async def abest(fn: Callable[[], Awaitable[object]], repeat: int = 5) -> float:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
+from atdak_agents.context.tokens import EstimateTokenizer, count_message_tokens
 from atdak_agents.exceptions import InvalidParameterError, UsageError
 from atdak_agents.memory import MemoryStore, StoredMessage, message_tokens
 from atdak_agents.messages import Message
@@ -37,6 +38,35 @@ async def test_append_returns_records_in_order(store: MemoryStore) -> None:
     assert [r.tokens for r in records] == message_tokens(records)
     assert all(r.tokens > 0 for r in records)
     assert await store.load("s1") == records
+
+
+class SpyTokenizer:
+    """The estimator under its own name, counting how often it is asked to count."""
+
+    name = "estimate"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._inner = EstimateTokenizer()
+
+    def count(self, text: str) -> int:
+        self.calls += 1
+        return self._inner.count(text)
+
+    def upper_bound(self, text: str) -> int:
+        return self._inner.upper_bound(text)
+
+
+async def test_loaded_messages_carry_their_stored_token_counts(store: MemoryStore) -> None:
+    """A history loaded from a store is not counted again when a budget is fitted."""
+    await store.append("s1", [user("Where is order 10423?"), user("它什么时候到？")])
+    loaded = await store.load("s1")
+    spy = SpyTokenizer()
+    assert [count_message_tokens(m, spy) for m in loaded] == [m.tokens for m in loaded]
+    assert spy.calls == 0
+    loaded[0].content = "Where is order 10424, and when does it arrive?"
+    assert count_message_tokens(loaded[0], spy) == message_tokens([loaded[0]])[0]
+    assert spy.calls == 1  # a changed message is counted again
 
 
 async def test_round_trip_keeps_every_field_and_metadata(store: MemoryStore) -> None:
