@@ -151,7 +151,8 @@ class Run:
         self.error: str | None = None
         self._step = step
         self._prefix = path_prefix
-        self._limits = limits or graph.spec.limits
+        self._limits = limits = limits or graph.spec.limits
+        self._bounded = limits.steps is not None or limits.wall_seconds is not None
         self._books = bookkeeping if bookkeeping is not None else empty_books()
         self._owner_id: str | None = None
         self._started_at = time.monotonic()
@@ -177,6 +178,11 @@ class Run:
         if self._owner_id is None:
             self._owner_id = runner_id()
         return self._owner_id
+
+    @property
+    def _unleased(self) -> bool:
+        """A checkpointed run whose lease this runner does not hold (given back at a pause)."""
+        return self.checkpointer is not None and not self._leased
 
     @property
     def steps(self) -> int:
@@ -212,21 +218,15 @@ class Run:
         self._check_can_step()
         token = _enter(self._root)
         try:
-            if self.status == "pending":
-                await self._begin()
-            elif self.checkpointer is not None and not self._leased:
-                try:
-                    await self._acquire()  # released at a pause: take the run back
-                except RunLockedError as exc:
-                    self._lose_lease(exc)
-                    raise
-            if self._resumed:
-                self._resumed = False
-                self._root.emit(
-                    RunStarted, graph=self.graph.name, inputs=dict(self.env.inputs), resumed=True
-                )
+            if self.status == "pending" or self._resumed or self._unleased:
+                await self._open()
             try:
-                report = await self._step_within_limits()
+                if self._bounded:
+                    report = await self._step_within_limits()
+                else:
+                    report = await self._run_step()
+                if self._usage_limited:
+                    self.env.check_usage()
             except RunLockedError as exc:
                 self._lose_lease(exc)
                 raise
@@ -315,22 +315,41 @@ class Run:
                 "call run.answer(...) or graph.resume(run_id, answer=...) first"
             )
 
-    async def _begin(self) -> None:
-        self.status = "running"
-        if not self.frontier:
-            self.frontier = self._entry_frontier()
-        if self.checkpointer is not None:
-            record = RunRecord(
-                run_id=self.id,
-                graph=self.graph.name,
-                fingerprint=self.graph.fingerprint,
-                inputs=dict(self.env.inputs),
-                session_id=self.env.session_id,
-            )
-            await self.checkpointer.create_run(record, owner=self._owner)
-            self._leased = True
-        if RunStarted in self.env.bus.wanted:
-            self._root.emit(RunStarted, graph=self.graph.name, inputs=dict(self.env.inputs))
+    async def _open(self) -> None:
+        """Before a step: start the run, take its lease back after a pause, announce a
+        resumed run."""
+        if self.status == "pending":
+            self.status = "running"
+            if not self.frontier:
+                self.frontier = self._entry_frontier()
+            if self.checkpointer is not None:
+                await self._create()
+            if RunStarted in self.env.bus.wanted:
+                self._root.emit(RunStarted, graph=self.graph.name, inputs=dict(self.env.inputs))
+        elif self.checkpointer is not None and not self._leased:
+            try:
+                await self._acquire()  # released at a pause: take the run back
+            except RunLockedError as exc:
+                self._lose_lease(exc)
+                raise
+        if self._resumed:
+            self._resumed = False
+            if RunStarted in self.env.bus.wanted:
+                inputs = dict(self.env.inputs)
+                self._root.emit(RunStarted, graph=self.graph.name, inputs=inputs, resumed=True)
+
+    async def _create(self) -> None:
+        """Store the new run in the checkpointer, this runner holding its lease."""
+        assert self.checkpointer is not None
+        record = RunRecord(
+            run_id=self.id,
+            graph=self.graph.name,
+            fingerprint=self.graph.fingerprint,
+            inputs=dict(self.env.inputs),
+            session_id=self.env.session_id,
+        )
+        await self.checkpointer.create_run(record, owner=self._owner)
+        self._leased = True
 
     async def _step_within_limits(self) -> StepReport:
         limits = self._limits
@@ -343,8 +362,6 @@ class Run:
             if remaining <= 0:
                 raise asyncio.TimeoutError
             report = await asyncio.wait_for(self._run_step(), remaining)
-        if self._usage_limited:
-            self.env.check_usage()
         return report
 
     async def _acquire(self) -> None:
@@ -429,13 +446,19 @@ class Run:
         self._root.step = number
         tasks = self.frontier
         if self.checkpointer is None:  # (a subgraph journals into its parent's step)
-            outcomes = await self._execute(tasks, number, self._shared_journal)
+            journal = self._shared_journal
         else:
             journal = await self._journal(number)
             self._keep_lease()
-            try:
+        try:
+            if len(tasks) == 1:  # (run here: one coroutine less between the node and the loop)
+                task = tasks[0]
+                ctx = NodeContext(self.env, MappingProxyType(self.state), task.path, number)
+                outcomes = [await run_node(self.graph.runners[task.node], ctx, journal)]
+            else:
                 outcomes = await self._execute(tasks, number, journal)
-            finally:
+        finally:
+            if self._renewal is not None:
                 self._stop_keeping_lease()
         updates, changed, waiting = self._merge(tasks, outcomes)
         self.frontier = self._advance(tasks, waiting)
@@ -497,10 +520,6 @@ class Run:
         self, tasks: Sequence[Task], number: int, journal: Journal | None
     ) -> list[NodeOutcome]:
         state = MappingProxyType(self.state)
-        if len(tasks) == 1:  # (run_node's own coroutine: one level less than _run_task's)
-            task = tasks[0]
-            ctx = NodeContext(self.env, state, task.path, number)
-            return [await run_node(self.graph.runners[task.node], ctx, journal)]
         results = await asyncio.gather(
             *(self._run_task(t, state, number, journal) for t in tasks), return_exceptions=True
         )
