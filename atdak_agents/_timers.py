@@ -23,7 +23,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-__all__ = ["COARSE_FROM", "TICK", "Clock", "clock", "timeout"]
+__all__ = ["COARSE_FROM", "TICK", "Clock", "clock", "expired", "timeout"]
 
 TICK = 1.0
 """Seconds between two looks of a loop's clock at its limits: how late a coarse limit may fire."""
@@ -138,3 +138,10 @@ def timeout(seconds: float | None) -> Any:
     from async_timeout import timeout as fallback  # type: ignore[import-not-found]
 
     return fallback(seconds)  # aiohttp's own dependency on Python 3.10
+
+
+def expired(scope: Any) -> bool:
+    """Whether a scope made by :func:`timeout` fired (``asyncio.Timeout.expired()``, ours, or
+    ``async_timeout``'s flag on Python 3.10)."""
+    fired = scope.expired
+    return bool(fired() if callable(fired) else fired)

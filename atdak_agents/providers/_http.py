@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
+from .._timers import expired
 from .._timers import timeout as limit_scope
 from ..exceptions import APITimeoutError, ProviderError, UsageError
 from ..tracing.bus import emit
@@ -318,7 +319,7 @@ class AsyncChannel(_Channel):
                 phase = "reading the answer from"
                 return await handle(response, ends_at)
         except asyncio.TimeoutError as exc:
-            if not _expired(scope):
+            if not expired(scope):
                 raise connection_error(exc, url=self.url, phase=phase, secret=self.secret) from exc
             raise self._timeout_error(bound_by) from None
         except ProviderError:
@@ -387,12 +388,6 @@ def is_encoded(response: httpx.Response) -> bool:
     """Whether the body is compressed (gzip, ...) and must go through httpx's decoders."""
     encoding = response.headers.get("content-encoding")
     return encoding is not None and encoding.strip().lower() != "identity"
-
-
-def _expired(scope: Any) -> bool:
-    """Whether a timeout scope fired (``asyncio.Timeout.expired()`` / ``async_timeout``'s flag)."""
-    expired = scope.expired
-    return bool(expired() if callable(expired) else expired)
 
 
 def _aiohttp_transport(max_connections: int | None, timeouts: Timeouts) -> httpx.AsyncBaseTransport:

@@ -115,6 +115,29 @@ async def test_async_tool_that_hangs_is_cancelled() -> None:
     await asyncio.wait_for(cancelled.wait(), 2)
 
 
+async def test_a_tools_own_timeout_error_is_an_exception_not_a_timeout() -> None:
+    @tool(timeout=30)
+    async def upstream() -> str:
+        raise TimeoutError("the weather service did not answer")
+
+    result = await upstream.run(call("upstream"))
+    assert result.error_kind == "exception"
+    assert "TimeoutError: the weather service did not answer" in result.content
+
+
+async def test_an_async_tool_runs_in_the_callers_task() -> None:
+    """No task per call: a tool that does not wait finishes within the caller's turn."""
+    seen: list[asyncio.Task[object] | None] = []
+
+    @tool
+    async def where() -> str:
+        seen.append(asyncio.current_task())
+        return "here"
+
+    assert (await where.run(call("where"))).content == "here"
+    assert seen == [asyncio.current_task()]
+
+
 async def test_no_timeout_when_disabled() -> None:
     @tool(timeout=None)
     async def slow() -> str:
