@@ -325,7 +325,8 @@ class Run:
             if self.checkpointer is not None:
                 await self._create()
             if RunStarted in self.env.bus.wanted:
-                self._root.emit(RunStarted, graph=self.graph.name, inputs=dict(self.env.inputs))
+                inputs = dict(self.env.inputs)
+                self._root.emit(RunStarted, graph=self.graph.name, inputs=inputs, resumed=False)
         elif self.checkpointer is not None and not self._leased:
             try:
                 await self._acquire()  # released at a pause: take the run back

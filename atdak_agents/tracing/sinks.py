@@ -117,11 +117,13 @@ class JsonlSink:
 
     def flush(self) -> None:
         """Write the lines held in memory to the file."""
+        if not self._pending:  # (e.g. closing right after the flush at a run's end)
+            return
         if self._file is not None:
             if not self._file.closed:
                 self._file.write(self._pending)
                 self._file.flush()
-        elif self._pending and self._path is not None:
+        elif self._path is not None:
             with open(self._path, "ab") as file:  # one append per batch
                 file.write(self._pending)
         self._pending.clear()
