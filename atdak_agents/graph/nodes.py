@@ -59,7 +59,7 @@ class NodeOutcome:
     interrupt: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class RunEnv:
     """Everything a run's nodes share: inputs, the model endpoint, tools, memory, usage."""
 
