@@ -142,6 +142,7 @@ class EventBus:
         "_spans",
         "_started",
         "_subscribers",
+        "_tokens",
         "active",
         "content",
         "redactor",
@@ -183,6 +184,7 @@ class EventBus:
         self._started: Route | None = None
         self._finished: Route | None = None
         self._finished_lines: list[LineSink] | None = None  # when only line sinks take it
+        self._tokens = False
         if sinks:
             for sink in sinks:
                 self._add(sink)
@@ -196,10 +198,9 @@ class EventBus:
     @property
     def wants_tokens(self) -> bool:
         """Whether anyone wants streamed tokens (then model calls stream; otherwise they don't,
-        and get exact usage from the server). A sink opts in with ``wants_tokens = True``."""
-        if any(s.wants("token") for s in self._subscribers):
-            return True
-        return any(getattr(sink, "wants_tokens", False) for sink in self._sinks)
+        and get exact usage from the server). A sink opts in with ``wants_tokens = True`` (read
+        when it is added)."""
+        return self._tokens
 
     def new_span_id(self) -> str:
         """A span id unique in this run: 16 hex digits (OpenTelemetry's format), counted."""
@@ -251,6 +252,9 @@ class EventBus:
             shared = layout((tuple(self._object_types), (), tuple(self._line_types)))
         else:
             shared = EMPTY
+        self._tokens = any(s.wants("token") for s in self._subscribers) or any(
+            getattr(sink, "wants_tokens", False) for sink in self._sinks
+        )
         routes = self._routes = shared.by_class
         self._by_name = shared.by_name
         self.wanted = shared.wanted
