@@ -362,8 +362,10 @@ class _Loop:
     async def _turn(self, conversation: list[Message]) -> ParsedTurn:
         agent = self.agent
         prepared = agent.protocol.prepare(conversation, agent.tools)
-        # Outside any trace nobody can listen for tokens: the call is never streamed
-        reader = _StreamReader(agent.protocol, agent._index) if current_scope() else None
+        # Streamed only when someone listens for tokens (as call_model decides)
+        here = current_scope()
+        listened = here is not None and here.bus.wants_tokens
+        reader = _StreamReader(agent.protocol, agent._index) if listened else None
         call = await call_model(
             self.client,
             agent.settings,
@@ -377,7 +379,6 @@ class _Loop:
         parser = reader.parser()
         turn = parser.finish()
         rest = parser.remainder(turn) if turn.kind == "final" else ""
-        here = current_scope()
         if rest and here is not None:
             here.emit(TokenDelta, text=rest, size=len(rest))
         return turn
