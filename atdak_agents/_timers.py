@@ -11,7 +11,7 @@ as ``asyncio`` makes them.
 
 ``async with timeout(seconds) as scope`` behaves like ``asyncio.timeout(seconds)`` (the block is
 cancelled when the time is up and :class:`TimeoutError` raised from it; ``scope.expired()``
-tells whether that happened); :meth:`Clock.call_at` runs a callback at a time, coarsely.
+tells whether that happened).
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import weakref
-from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = ["COARSE_FROM", "TICK", "Clock", "clock", "expired", "timeout"]
 
@@ -35,36 +34,42 @@ _CLOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Clock] = (
 )  # the default registry: one clock per running loop
 
 
+class _Limit(Protocol):
+    """What a :class:`Clock` watches: a time (loop time) and what to do when it comes."""
+
+    _when: float
+
+    def _expire(self) -> None: ...
+
+
 class Clock:
-    """The coarse timers of one event loop: a single loop timer, running only while some are
-    pending, fires every callback whose time has come."""
+    """The coarse limits of one event loop: a single loop timer, running only while some are
+    pending, expires every limit whose time has come (the limits themselves are the keys: no
+    key, tuple or callback object is made per limit)."""
 
     __slots__ = ("_due", "_handle", "_loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._due: dict[object, tuple[float, Callable[[], None]]] = {}
+        self._due: dict[_Limit, None] = {}
         self._handle: asyncio.TimerHandle | None = None
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> object:
-        """Run ``callback`` at loop time ``when`` (up to :data:`TICK` later); returns a key
-        for :meth:`cancel`."""
-        key = object()
-        self._due[key] = (when, callback)
+    def watch(self, limit: _Limit) -> None:
+        """Expire ``limit`` at its time (up to :data:`TICK` later)."""
+        self._due[limit] = None
         if self._handle is None:
             self._handle = self._loop.call_later(TICK, self._fire)
-        return key
 
-    def cancel(self, key: object) -> None:
-        """Forget the callback of ``key`` (nothing happens if it already ran)."""
-        self._due.pop(key, None)
+    def forget(self, limit: _Limit) -> None:
+        """Stop watching ``limit`` (nothing happens if it already expired)."""
+        self._due.pop(limit, None)
 
     def _fire(self) -> None:
         now = self._loop.time()
         due = self._due
-        for key in [k for k, (when, _) in due.items() if when <= now]:
-            callback = due.pop(key)[1]
-            callback()
+        for limit in [limit for limit in due if limit._when <= now]:
+            del due[limit]
+            limit._expire()
         self._handle = self._loop.call_later(TICK, self._fire) if due else None
 
 
@@ -83,15 +88,15 @@ if sys.version_info >= (3, 11):
         """``asyncio.timeout`` for a long limit, kept on the loop's :class:`Clock` (the same
         cancel-then-raise logic as ``asyncio.Timeout``, Python 3.11+)."""
 
-        __slots__ = ("_cancelling", "_clock", "_key", "_state", "_task", "_when")
+        __slots__ = ("_cancelling", "_clock", "_seconds", "_state", "_task", "_when")
 
-        def __init__(self, when: float) -> None:
-            self._when = when
+        def __init__(self, seconds: float) -> None:
+            self._seconds = seconds
+            self._when = 0.0  # set on entering, from the loop's clock
             self._state = 0  # 0 entered or not yet, 1 expiring, 2 expired, 3 exited
             self._task: asyncio.Task[Any] | None = None
             self._cancelling = 0
             self._clock: Clock | None = None
-            self._key: object = None
 
         def expired(self) -> bool:
             """Whether the limit was reached (the block was cancelled for it)."""
@@ -103,8 +108,9 @@ if sys.version_info >= (3, 11):
                 raise RuntimeError("timeout() should be used inside a task")
             self._task = task
             self._cancelling = task.cancelling()
-            self._clock = clock()
-            self._key = self._clock.call_at(self._when, self._expire)
+            watching = self._clock = clock()
+            self._when = watching._loop.time() + self._seconds
+            watching.watch(self)
             return self
 
         def _expire(self) -> None:
@@ -119,7 +125,7 @@ if sys.version_info >= (3, 11):
             traceback: TracebackType | None,
         ) -> None:
             assert self._task is not None and self._clock is not None
-            self._clock.cancel(self._key)
+            self._clock.forget(self)
             if self._state == 1:
                 self._state = 2
                 if self._task.uncancel() <= self._cancelling and kind is asyncio.CancelledError:
@@ -133,7 +139,7 @@ def timeout(seconds: float | None) -> Any:
     like ``asyncio.timeout``; a long limit is kept on the loop's coarse clock."""
     if sys.version_info >= (3, 11):
         if seconds is not None and seconds >= COARSE_FROM:
-            return _CoarseTimeout(asyncio.get_running_loop().time() + seconds)
+            return _CoarseTimeout(seconds)
         return asyncio.timeout(seconds)
     from async_timeout import timeout as fallback  # type: ignore[import-not-found]
 
