@@ -29,6 +29,7 @@ importable from here too.)
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -90,6 +91,7 @@ __all__ = [
     "current_scope",
     "emit",
     "enter",
+    "error_text",
     "leave",
     "new_span_id",
     "scope",
@@ -466,14 +468,14 @@ class EventBus:
         fields: dict[str, Any] = {"kind": where.kind, "started": started}
         fields["duration"] = now - started
         if error is not None:
-            fields |= {"updated": [], "values": None, "error": f"{type(error).__name__}: {error}"}
+            fields |= {"updated": [], "values": None, "error": error_text(error)}
         else:
             values = dict(updates) if updates else None
             fields |= {"updated": list(values or ()), "values": values, "error": None}
         self.emit(NodeFinished, where, fields, now)
 
     def _failure(self, error: BaseException) -> str:
-        text = f"{type(error).__name__}: {error}"
+        text = error_text(error)
         return self.redactor.text(text) if self.redactor is not None else text
 
     def _masked(self, values: Mapping[str, Any]) -> orjson.Fragment:
@@ -511,3 +513,11 @@ class EventBus:
         self._object_sinks.clear()
         self._object_types.clear()
         self._refresh()
+
+
+def error_text(error: BaseException) -> str:
+    """How a node's error reads in its ``node_finished``: its type and message; a node stopped
+    by the run's cancellation (Ctrl-C, an interrupt) says so, not ``CancelledError: ``."""
+    if isinstance(error, asyncio.CancelledError):
+        return "cancelled: the run was stopped while this node ran (it runs again on resume)"
+    return f"{type(error).__name__}: {error}"

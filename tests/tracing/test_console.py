@@ -146,6 +146,31 @@ async def test_a_failing_node_and_run_are_shown_with_their_errors() -> None:
     assert lines[3].startswith("✗ failed after T: node 'boom'")
 
 
+async def test_a_node_stopped_by_cancellation_says_so(tmp_path: Path) -> None:
+    entered = asyncio.Event()
+
+    async def slow(state: Any) -> dict[str, Any]:
+        entered.set()
+        await asyncio.sleep(30)
+        return {}
+
+    g = GraphBuilder("slow")
+    g.function("wait", slow)
+    g.chain("wait", "end")
+    out = io.StringIO()
+    trace = tmp_path / "trace.jsonl"
+    task = asyncio.ensure_future(g.build().run(sinks=[ConsoleSink(out), JsonlSink(trace)]))
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    shown = timeless(out.getvalue())
+    assert "✗ wait  T  cancelled: the run was stopped while this node ran" in shown
+    assert "CancelledError" not in shown
+    finished = [e for e in read_jsonl(trace) if e.type == "node_finished"]
+    assert finished[0].error is not None and finished[0].error.startswith("cancelled: ")
+
+
 def test_synthetic_calls_show_fitting_retries_tool_errors_costs_and_previews() -> None:
     out = io.StringIO()
     bus = EventBus("r", [ConsoleSink(out, tokens=False)])
