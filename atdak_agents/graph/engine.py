@@ -139,6 +139,7 @@ class Run:
         "_resumed",
         "_root",
         "_shared_journal",
+        "_stale_error",
         "_started_at",
         "_step",
         "_usage_limited",
@@ -191,6 +192,7 @@ class Run:
         self._usage_limited = ceilings is not NO_USAGE_LIMITS and ceilings != NO_USAGE_LIMITS
         self._root = _root_scope(env, path_prefix)
         self._resumed = False  # restored from checkpoints: announce it at the first step
+        self._stale_error = False  # the store still says why it stopped: clear it when it goes on
         self._driver: asyncio.Task[RunResult] | None = None
         self._shared_journal = journal
         self._leased = False  # this runner holds the run's lease in the checkpointer
@@ -247,10 +249,15 @@ class Run:
     async def step(self) -> StepReport:
         """Run the next step and return what it did."""
         self._check_can_step()
+        if self.status == "interrupted":  # stepping on continues it: why it stopped is past
+            self.status, self.reason = "running", None
+            self._stale_error = self.checkpointer is not None
         token = _enter(self._root)
         try:
             if self.status == "pending" or self._resumed or self._unleased:
                 await self._open()
+            if self._stale_error:
+                await self._forget_stop()
             try:
                 if self._bounded:
                     report = await self._step_within_limits()
@@ -369,6 +376,12 @@ class Run:
             if RunStarted in self.env.bus.wanted:
                 inputs = dict(self.env.inputs)
                 self._root.emit(RunStarted, graph=self.graph.name, inputs=inputs, resumed=True)
+
+    async def _forget_stop(self) -> None:
+        """The stored run goes on: running again, without the error or reason it stopped with."""
+        assert self.checkpointer is not None
+        self._stale_error = False
+        await self.checkpointer.update_run(self.id, owner=self._owner, status="running", error=None)
 
     async def _create(self) -> None:
         """Store the new run in the checkpointer, this runner holding its lease."""
@@ -729,6 +742,7 @@ class Run:
         )
         run.question = record.question
         run._resumed = True
+        run._stale_error = record.error is not None and run.status == "running"
         if not steps:  # it died before its first step completed
             run.frontier = run._entry_frontier()
         if run.status != "done":  # a finished run has nothing to advance

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from atdak_agents.exceptions import GraphChangedError, RunLockedError, UsageErro
 from atdak_agents.graph.builder import GraphBuilder
 from atdak_agents.graph.checkpoint import InMemoryCheckpointer
 from atdak_agents.graph.journal import journaled
+from atdak_agents.graph.sqlite_checkpoint import SQLiteCheckpointer
 
 
 def increment(state: Any) -> dict[str, Any]:
@@ -147,6 +149,27 @@ async def test_deployment_settings_do_not_change_the_fingerprint(
     counter.limits(steps=100)  # a higher limit is not a different graph
     result = await counter.build().resume(first.run_id, checkpointer=checkpointer)
     assert result.status == "done"
+
+
+@pytest.mark.parametrize("how", ["same run object", "resumed by id"])
+async def test_a_run_that_goes_on_after_an_interrupt_forgets_why_it_stopped(
+    counter: GraphBuilder, tmp_path: Path, how: str
+) -> None:
+    graph = counter.build()
+    async with SQLiteCheckpointer(tmp_path / "runs.db") as store:
+        run = graph.start(checkpointer=store)
+        await run.step()
+        await run.interrupt("maintenance window")
+        if how == "same run object":
+            await run.step()
+            stored = await store.get_run(run.id)
+            assert stored is not None and (stored.status, stored.error) == ("running", None)
+            result = await run.until_done()
+        else:
+            result = await graph.resume(run.id, checkpointer=store)
+        stored = await store.get_run(run.id)
+    assert (result.status, result.reason, result.error) == ("done", None, None)
+    assert stored is not None and (stored.status, stored.error) == ("done", None)
 
 
 async def test_a_run_can_be_interrupted_between_steps_and_resumed(
