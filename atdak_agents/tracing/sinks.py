@@ -12,8 +12,11 @@ started and what it wrote) and leaves out the events that serve live views (``no
 
 from __future__ import annotations
 
+import asyncio
 import os
+import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,19 +49,58 @@ __all__ = [
 #: The event types a JSONL trace records by default: all but those that only serve live views.
 TRACE_EVENTS: frozenset[str] = ALL_TYPES - LIVE_ONLY
 
-# A JSONL trace is flushed to the file after ``checkpoint_saved`` and when a run ends or pauses
-# (``run_finished``, ``run_failed``, ``run_interrupted``): what was checkpointed is on disk in
-# the trace too, and so is every run that stopped. A line starts with ``{"type":"``: its tenth
-# byte is the type's initial (no other type begins with ``c`` or ``r``) and its fourteenth
-# tells ``run_started`` (``s``), which waits for the next flush, from the other run events.
-_FLUSH_INITIALS = frozenset(b"cr")
-_STARTED = ord("s")
+# A line starts with ``{"type":"``: its tenth byte is the type's initial (no other type begins
+# with ``c`` or ``r``) and its fourteenth tells the run events apart: ``run_started`` (``s``)
+# waits for the next batch, ``run_interrupted`` (``i``) is a pause, ``run_finished`` and
+# ``run_failed`` (``f``) end a run.
+_CHECKPOINT = ord("c")
+_RUN = ord("r")
+_PAUSE = ord("i")
+_END = ord("f")
 _BATCH = 1 << 16  # bytes kept in memory at most before they are written
+#: How long after a run's end an open file given to a :class:`JsonlSink` is flushed at the
+#: latest (when its lines were handed to it in a running event loop).
+FLUSH_DELAY = 0.05
+
+# The deferred flush of each open file (by id): one timer per file however many runs end, so a
+# process running many short runs makes one write to the disk per ``FLUSH_DELAY``, not per run.
+# The timer holds the file weakly: a file dropped meanwhile flushes as it is collected, and a
+# timer left behind by a closed event loop keeps nothing alive.
+_DEFERRED: dict[int, tuple[asyncio.AbstractEventLoop, Callable[[], Any]]] = {}
+
+
+def _flush_file(ref: Callable[[], Any], key: int) -> None:
+    _DEFERRED.pop(key, None)
+    file = ref()
+    if file is not None and not file.closed:
+        file.flush()
+
+
+def _flush_soon(file: IO[bytes]) -> None:
+    """Flush ``file`` within :data:`FLUSH_DELAY` (at once outside an event loop)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        file.flush()
+        return
+    key = id(file)
+    scheduled = _DEFERRED.get(key)
+    if scheduled is not None and scheduled[0] is loop and scheduled[1]() is file:
+        return  # a flush is on its way
+    try:
+        ref: Callable[[], Any] = weakref.ref(file)
+    except TypeError:  # (an object without weak references: held until its flush)
+        ref = partial(_same, file)
+    _DEFERRED[key] = (loop, ref)
+    loop.call_later(FLUSH_DELAY, _flush_file, ref, key)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 class JsonlSink:
-    """Writes one JSON event per line to a file (appending), flushed at every checkpoint and
-    when a run pauses or ends.
+    """Writes one JSON event per line to a file (appending), in batches.
 
     ``events``: the types to record. By default (:data:`TRACE_EVENTS`) every type but
     ``node_started``, ``state_updated`` and ``token``: a node is one line, its
@@ -66,10 +108,16 @@ class JsonlSink:
     is in its ``model_response``. ``"all"`` records everything; a collection of type names
     exactly those.
 
-    Lines are written in batches; a run's events reach the file at those points and every
-    64 KiB in between. Given a path, the file is opened only to append a batch, so a paused run
-    holds no file open and several processes may append to one trace; given an open binary
-    file, it writes there (and flushes it) and leaves closing it to you.
+    Lines are held in memory and written every 64 KiB, at every checkpoint, when a run pauses
+    and when it ends (the bus closes the sink), and by :meth:`flush`. Given a path, the file is
+    opened only to append a batch, so a paused run holds no file open, several processes may
+    append to one trace, and a run's lines are in the file when the run returns. Given an open
+    binary file, it writes there and leaves closing it to you; it flushes the file at every
+    checkpoint and pause, but at a run's end it only hands the lines to the file and flushes it
+    at the latest :data:`FLUSH_DELAY` (50 ms) later (at once outside an event loop), once for
+    all the runs that ended meanwhile: a process running many short runs into one open file
+    does not pay a disk write per run. Closing the file (or ``sink.flush()``) flushes it at
+    once.
     """
 
     def __init__(
@@ -112,24 +160,40 @@ class JsonlSink:
             line = self._redactor.bytes(line)
         pending = self._pending
         pending += line
-        if (line[9] in _FLUSH_INITIALS and line[13] != _STARTED) or len(pending) > _BATCH:
+        initial = line[9]
+        if initial == _CHECKPOINT or (initial == _RUN and line[13] == _PAUSE):
             self.flush()
+        elif (initial == _RUN and line[13] == _END) or len(pending) > _BATCH:
+            self._write(durable=False)  # a run's end: on disk soon (see the class's note)
 
     def flush(self) -> None:
-        """Write the lines held in memory to the file."""
-        if not self._pending:  # (e.g. closing right after the flush at a run's end)
-            return
-        if self._file is not None:
-            if not self._file.closed:
-                self._file.write(self._pending)
-                self._file.flush()
-        elif self._path is not None:
-            with open(self._path, "ab") as file:  # one append per batch
+        """Write the lines held in memory to the file, and flush it."""
+        self._write(durable=True)
+
+    def _write(self, *, durable: bool) -> None:
+        """Write what is held: to the file (flushed at once when ``durable``, else soon), or
+        appended to the path."""
+        file = self._file
+        if file is not None:
+            if file.closed:
+                self._pending.clear()
+                return
+            if self._pending:
                 file.write(self._pending)
-        self._pending.clear()
+                self._pending.clear()
+            if durable:
+                file.flush()
+            else:
+                _flush_soon(file)
+        elif self._pending and self._path is not None:
+            with open(self._path, "ab") as handle:  # one append per batch
+                handle.write(self._pending)
+            self._pending.clear()
 
     def close(self) -> None:
-        self.flush()
+        """The run ended: write what is held (see the class's note on open files)."""
+        if self._pending:  # (closing right after the write at a run's end writes nothing)
+            self._write(durable=False)
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Event]:

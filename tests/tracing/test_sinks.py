@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from pathlib import Path
@@ -24,13 +25,14 @@ from atdak_agents.tracing.events import (
     NodeFinished,
     NodeStarted,
     RunFinished,
+    RunInterrupted,
     RunStarted,
     StateUpdated,
     TokenDelta,
     ToolCalled,
     ToolReturned,
 )
-from atdak_agents.tracing.sinks import restore_node_starts
+from atdak_agents.tracing.sinks import FLUSH_DELAY, restore_node_starts
 
 
 def test_jsonl_trace_is_written_and_read_back(tmp_path: Path) -> None:
@@ -103,6 +105,12 @@ def test_only_flushing_event_types_start_with_c_or_r() -> None:
     flushing = {"checkpoint_saved", "run_finished", "run_failed", "run_interrupted"}
     assert {name for name in EVENT_TYPES if name[0] in "cr" and name[4] != "s"} == flushing
     assert [name for name in EVENT_TYPES if name[0] == "r" and name[4] == "s"] == ["run_started"]
+    # a pause (flushed at once) is told from a run's end (handed to an open file) by byte 13
+    assert [name for name in EVENT_TYPES if name[0] == "r" and name[4] == "i"] == [
+        "run_interrupted"
+    ]
+    ends = {name for name in EVENT_TYPES if name[0] == "r" and name[4] == "f"}
+    assert ends == {"run_finished", "run_failed"}
 
 
 def test_lines_are_batched_until_a_checkpoint_or_the_end_of_the_run(tmp_path: Path) -> None:
@@ -265,3 +273,98 @@ def test_default_patterns_match_any_case_and_user_patterns_always_run() -> None:
     assert redactor.text("abc") == "abc"
     redactor.add_secret("tops3cret")
     assert "tops3cret" not in repr(redactor)
+
+
+class CountingFile(io.BufferedWriter):
+    """A real file that counts how often it is flushed."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(io.FileIO(path, "ab"))
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def one_run(bus_id: str, sink: JsonlSink) -> None:
+    bus = EventBus(bus_id, [sink])
+    bus.publish(RunStarted(run_id=bus_id, graph="g"))
+    bus.publish(NodeFinished(run_id=bus_id, kind="function"))
+    bus.publish(RunFinished(run_id=bus_id))
+    bus.close()
+
+
+def lines_in(path: Path) -> int:
+    return path.read_bytes().count(b"\n")
+
+
+async def on_disk(path: Path, lines: int) -> float:
+    """Seconds until ``path`` holds ``lines`` lines (polled; fails after a second)."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while (found := lines_in(path)) < lines:
+        assert loop.time() - started < 1, f"{path} has {found} lines, not {lines}"
+        await asyncio.sleep(0.005)
+    return loop.time() - started
+
+
+async def test_an_open_file_is_flushed_soon_after_runs_end_once_for_them_all(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.jsonl"
+    with CountingFile(path) as file:
+        for number in range(5):  # many short runs into one open file
+            one_run(f"r{number}", JsonlSink(file))
+        assert path.read_bytes() == b""  # handed to the file, not flushed yet
+        waited = await on_disk(path, 15)
+        assert waited < FLUSH_DELAY + 0.5
+        assert file.flushes == 1  # one flush for the five runs
+        one_run("again", JsonlSink(file))  # a later run: a new deferred flush
+        await on_disk(path, 18)
+        assert file.flushes == 2
+    assert [e.run_id for e in read_jsonl(path)][::3] == ["r0", "r1", "r2", "r3", "r4", "again"]
+
+
+def test_checkpoints_and_pauses_reach_an_open_file_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "paused.jsonl"
+    with open(path, "ab") as file:
+        bus = EventBus("r", [JsonlSink(file)])
+        bus.publish(RunStarted(run_id="r", graph="g"))
+        bus.publish(CheckpointSaved(run_id="r", checkpoint_id="r:1"))
+        assert path.read_bytes().count(b"\n") == 2
+        bus.publish(NodeFinished(run_id="r", kind="human"))
+        bus.publish(RunInterrupted(run_id="r", reason="waiting"))
+        assert path.read_bytes().count(b"\n") == 4
+        bus.close()
+
+
+def test_outside_an_event_loop_an_open_file_is_flushed_when_the_run_ends(tmp_path: Path) -> None:
+    path = tmp_path / "sync.jsonl"
+    with open(path, "ab") as file:
+        sink = JsonlSink(file)
+        one_run("r", sink)
+        assert path.read_bytes().count(b"\n") == 3
+        sink.flush()  # nothing held: nothing more written
+        assert path.read_bytes().count(b"\n") == 3
+
+
+def test_a_flush_left_behind_by_a_closed_loop_does_not_stop_the_next(tmp_path: Path) -> None:
+    path = tmp_path / "loops.jsonl"
+
+    async def run(name: str) -> None:
+        one_run(name, JsonlSink(file))
+
+    with open(path, "ab") as file:
+        asyncio.run(run("first"))  # the loop closes before its deferred flush
+        assert path.read_bytes() == b""
+
+        async def second() -> None:
+            await run("second")
+            await on_disk(path, 6)
+
+        asyncio.run(second())
+        sink = JsonlSink(file)
+        sink.write(RunStarted(run_id="third", graph="g"))
+        sink.flush()  # an explicit flush writes and flushes at once
+        assert path.read_bytes().count(b"\n") == 7
