@@ -56,6 +56,7 @@ from .events import (
 from .routing import (
     ALL_TYPES,
     EMPTY,
+    Layout,
     LineSink,
     Route,
     Sink,
@@ -247,26 +248,33 @@ class EventBus:
         if self._redactor_for is not None and (self._sinks or self._subscribers):
             self.redactor, self._redactor_for = self._redactor_for(), None
             self._private = True
+        tokens = False
         if self._subscribers:
             subscribers = tuple(s.event_types for s in self._subscribers)
             shared = layout((tuple(self._object_types), subscribers, tuple(self._line_types)))
+            for subscription in self._subscribers:
+                if subscription.wants("token"):
+                    tokens = True
         elif self._sinks:
             shared = layout((tuple(self._object_types), (), tuple(self._line_types)))
         else:
             shared = EMPTY
-        self._tokens = any(s.wants("token") for s in self._subscribers) or any(
-            getattr(sink, "wants_tokens", False) for sink in self._sinks
-        )
+        for sink in self._sinks:
+            if getattr(sink, "wants_tokens", False):
+                tokens = True
+        self._tokens = tokens
+        self._use(shared)
+
+    def _use(self, shared: Layout) -> None:
         routes = self._routes = shared.by_class
         self._by_name = shared.by_name
         self.wanted = shared.wanted
         self.active = bool(routes)
-        self._started = routes.get(NodeStarted)
-        self._finished = finished = routes.get(NodeFinished)
+        self._started = shared.started
+        self._finished = shared.finished
+        lines = shared.finished_lines
         self._finished_lines = (
-            [self._line_sinks[i] for i in finished.lines]
-            if finished is not None and not (finished.objects or finished.subscribers)
-            else None
+            None if lines is None else [self._line_sinks[index] for index in lines]
         )
 
     # ------------------------------------------------------------------ publishing
@@ -512,7 +520,8 @@ class EventBus:
         self._line_types.clear()
         self._object_sinks.clear()
         self._object_types.clear()
-        self._refresh()
+        self._tokens = False
+        self._use(EMPTY)
 
 
 def error_text(error: BaseException) -> str:

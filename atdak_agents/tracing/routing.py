@@ -156,7 +156,7 @@ class Layout:
     are shared by every bus with the same combination (a run with one default JSONL sink
     computes nothing), so adding a sink or subscriber costs a dictionary lookup."""
 
-    __slots__ = ("by_class", "by_name", "wanted")
+    __slots__ = ("by_class", "by_name", "finished", "finished_lines", "started", "wanted")
 
     def __init__(self, key: tuple[tuple[frozenset[str], ...], ...]) -> None:
         objects, subscribers, lines = key
@@ -169,6 +169,16 @@ class Layout:
             )
         self.by_class = {EVENT_TYPES[name]: route for name, route in self.by_name.items()}
         self.wanted: frozenset[object] = frozenset(self.by_class)
+        #: The routes of a node's two events (the engine's hot path asks for them by name).
+        self.started = self.by_name.get("node_started")
+        self.finished = finished = self.by_name.get("node_finished")
+        #: The line sinks taking ``node_finished``, when only line sinks take it (then it is
+        #: written straight from the node's fields); ``None`` otherwise.
+        self.finished_lines: tuple[int, ...] | None = (
+            finished.lines
+            if finished is not None and not (finished.objects or finished.subscribers)
+            else None
+        )
 
 
 _LAYOUTS: dict[tuple[tuple[frozenset[str], ...], ...], Layout] = {}
