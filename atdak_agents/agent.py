@@ -165,13 +165,16 @@ class Agent:
         usage: RunUsage | None = None,
         sinks: Sequence[Sink] = (),
         memory: Any = None,
+        run_id: str | None = None,
     ) -> AgentResult:
         """Run the loop to a final answer (or a bound) and return the result.
 
         ``session_id`` with a ``memory`` (given here or to the agent) continues that
         conversation and stores this run's messages in it. ``variables`` render the
         instructions; ``deps`` reach tools through their ``RunContext``; ``usage`` accumulates
-        into a caller's record; ``sinks`` trace a standalone run.
+        into a caller's record; ``sinks`` trace a standalone run. ``run_id`` is the id tools
+        see as ``RunContext.run_id`` (a graph passes its own; by default the trace's, or a new
+        one per run).
         """
         if memory is not None:
             return await self._with_memory(memory).run(
@@ -182,10 +185,11 @@ class Agent:
                 deps=deps,
                 usage=usage,
                 sinks=sinks,
+                run_id=run_id,
             )
         if not sinks:  # inside a traced run its scope is current; else nobody listens
-            return await self._run(input, session_id, provider, variables, deps, usage)
-        bus = EventBus(os.urandom(16).hex(), sinks)
+            return await self._run(input, session_id, provider, variables, deps, usage, run_id)
+        bus = EventBus(run_id or os.urandom(16).hex(), sinks)
         try:
             return await self._run_traced(bus, input, session_id, provider, variables, deps, usage)
         finally:
@@ -275,6 +279,7 @@ class Agent:
         variables: Mapping[str, Any] | None,
         deps: Any,
         usage: RunUsage | None,
+        run_id: str | None = None,
     ) -> AgentResult:
         client = provider or self.provider
         if client is None:
@@ -285,7 +290,7 @@ class Agent:
         history = await self._load(session_id)
         start = [*self._system(variables or {}), *history]
         new = _input_messages(input)
-        loop = _Loop(self, client, usage or RunUsage(), deps)
+        loop = _Loop(self, client, usage or RunUsage(), deps, run_id)
         result = await loop.run(start, new)
         await self._save(session_id, result.messages)
         return result
@@ -330,7 +335,9 @@ class Agent:
 class _Loop:
     """One run of the loop (its conversation, counters and usage)."""
 
-    def __init__(self, agent: Agent, client: ChatModel, usage: RunUsage, deps: Any) -> None:
+    def __init__(
+        self, agent: Agent, client: ChatModel, usage: RunUsage, deps: Any, run_id: str | None
+    ) -> None:
         self.agent = agent
         self.client = client
         self.usage = usage
@@ -338,7 +345,7 @@ class _Loop:
         self.calls: list[ToolCall] = []
         self.retries = 0
         self.last_text = ""
-        self._run_id = ""
+        self._run_id = run_id or ""
 
     async def run(self, start: list[Message], new: list[Message]) -> AgentResult:
         conversation = [*start, *new]
@@ -437,7 +444,8 @@ class _Loop:
         )
 
     def run_id(self) -> str:
-        """The run's id for tools: its trace's, or (untraced) one made when first asked."""
+        """The run's id for tools: its trace's, else the one it was given, else one made when
+        first asked."""
         here = current_scope()
         if here is not None:
             return here.run_id

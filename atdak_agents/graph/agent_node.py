@@ -95,6 +95,7 @@ class AgentRunner:
             session_id=env.session_id if self.memory else None,
             memory=memory,
             deps=ctx,
+            run_id=env.run_id,
         )
         if result.status != "done":
             raise NodeError(ctx.path, f"the agent stopped ({result.status}): {result.reason}")

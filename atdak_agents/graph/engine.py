@@ -252,7 +252,10 @@ class Run:
         if self.status == "interrupted":  # stepping on continues it: why it stopped is past
             self.status, self.reason = "running", None
             self._stale_error = self.checkpointer is not None
-        token = _enter(self._root)
+        # The run's scope is current only while someone listens: what its nodes emit needs it,
+        # and a context variable switched per step costs more than the step (under concurrency
+        # it multiplies the garbage collector's passes, see docs/agents-performance.md).
+        token = _enter(self._root) if self.env.bus.active else None
         try:
             if self.status == "pending" or self._resumed or self._unleased:
                 await self._open()
@@ -279,7 +282,8 @@ class Run:
                 await self._fail(exc)
                 raise
         finally:
-            _leave(token)
+            if token is not None:
+                _leave(token)
         return report
 
     async def until_done(self) -> RunResult:

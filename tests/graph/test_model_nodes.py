@@ -15,7 +15,7 @@ from atdak_agents.graph.spec import LlmNode, NodeSpec
 from atdak_agents.providers._wire import ChatCompletion, ChatCompletionRequest
 from atdak_agents.providers.base import CallOptions, ChatStream
 from atdak_agents.testing import LocalAtdakServer, ScriptedModel
-from atdak_agents.tools import tool
+from atdak_agents.tools import RunContext, tool
 from atdak_agents.tracing import MemorySink
 
 MODEL = "atdak-gpt-4-mini"
@@ -108,6 +108,27 @@ async def test_an_agent_input_of_one_value_is_that_value(value: object, sent: st
     result = await g.build().run({"question": value}, provider=model)
     assert result.status == "done"
     assert model.requests[0].messages[-1].content == sent
+
+
+@pytest.mark.parametrize("traced", [False, True])
+async def test_tools_of_an_agent_node_see_the_graphs_run_id(traced: bool) -> None:
+    seen: list[str] = []
+
+    @tool
+    async def note(ctx: RunContext[Any], text: str) -> str:
+        """Note a text."""
+        seen.append(ctx.run_id)
+        return "noted"
+
+    g = GraphBuilder("notes", model=MODEL)
+    g.input("text", str)
+    g.state("answer", str)
+    g.agent("writer", "Take notes.", tools=[note], writes="answer", input="{{ inputs.text }}")
+    g.chain("writer", "end")
+    model = ScriptedModel([action("note", text="a"), "done"])
+    sinks = [MemorySink()] if traced else []
+    result = await g.build().run({"text": "a"}, provider=model, sinks=sinks)
+    assert result.status == "done" and seen == [result.run_id]
 
 
 async def test_an_agent_input_from_state_is_read_the_same_way() -> None:
