@@ -22,6 +22,7 @@ from typing import Any
 
 from .context.history import HistoryFitter
 from .context.refit import complete_fitted, stream_fitted
+from .context.strategies import DropOldest, KeepLast, RaiseOnOverflow, Summarize, TruncateMiddle
 from .exceptions import UsageError
 from .graph.journal import current_journal, journaled
 from .messages import KIND, Message
@@ -63,6 +64,23 @@ class _CurrentModel:
 
 _current_model: ContextVar[ChatModel | None] = ContextVar("atdak_current_model", default=None)
 CURRENT_MODEL: ChatModel = _CurrentModel()
+_NEVER_BORROW = frozenset({KeepLast, DropOldest, TruncateMiddle, RaiseOnOverflow})
+
+
+def _borrows_model(fitter: HistoryFitter) -> bool:
+    """Whether fitting a history may ask :data:`CURRENT_MODEL` for the call's endpoint: a
+    ``summarize`` strategy set up with it, or a strategy of the user's. (Only then is it set:
+    switching a context variable around every call costs more than it seems under
+    concurrency, see docs/agents-performance.md.)"""
+    for strategy in fitter.strategies:
+        kind = type(strategy)  # (a subclass may do anything: it borrows)
+        if kind in _NEVER_BORROW:
+            continue
+        own_model = isinstance(strategy, Summarize) and strategy.chat_model is not CURRENT_MODEL
+        if kind is Summarize and own_model:
+            continue
+        return True
+    return False
 
 
 @dataclass
@@ -119,7 +137,7 @@ async def call_model(
         request = ChatCompletionRequest(
             model=settings.model, messages=listed, **settings.parameters
         )
-    token = _current_model.set(client)
+    token = _current_model.set(client) if _borrows_model(settings.fitter) else None
     try:
         here = current_scope()
         if (here is None or not here.bus.active) and current_journal() is None:
@@ -131,7 +149,8 @@ async def call_model(
             return CallResult(completion, streamed=False)
         return await _call(client, settings, request, usage, on_delta, options)
     finally:
-        _current_model.reset(token)
+        if token is not None:
+            _current_model.reset(token)
 
 
 async def _call(

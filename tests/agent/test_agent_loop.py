@@ -227,6 +227,26 @@ async def test_tools_see_one_run_id_per_run_traced_or_not() -> None:
     assert seen[2] == sink.events[0].run_id
 
 
+async def test_a_summarizing_context_borrows_the_runs_own_endpoint() -> None:
+    """``context="summarize"``: the summary is asked of the endpoint the run was given."""
+    registry = default_registry.copy()
+    registry.register(ModelProfile(name="tiny", context_window=700, max_output_tokens=50))
+    agent = Agent("tiny", "Answer briefly.", context="summarize", registry=registry)
+    history: list[dict[str, str]] = []
+    for i in range(30):
+        history.append({"role": "user", "content": f"Where is order {1000 + i}, please?"})
+        history.append({"role": "assistant", "content": f"Order {1000 + i} left depot {i % 3}."})
+    history.append({"role": "user", "content": "Which orders left depot 1?"})
+    model = ScriptedModel(["Orders 1000-1029 left depots 0-2 in turn.", "1001, 1004, 1007, ..."])
+    result = await agent.run(history, provider=model)
+    assert result.output == "1001, 1004, 1007, ..."
+    summary_request, answer_request = model.requests
+    assert summary_request.model == "atdak-gpt-4-mini"
+    kinds = [m.metadata.get("kind") for m in answer_request.messages]
+    assert "summary" in kinds and len(answer_request.messages) < len(history)
+    assert answer_request.messages[-1].content == "Which orders left depot 1?"
+
+
 def test_run_sync_and_clear_errors() -> None:
     with pytest.raises(UsageError, match="unknown model 'atdak-gpt4'"):
         Agent("atdak-gpt4")
