@@ -106,6 +106,12 @@ _current = CURRENT_SCOPE
 
 
 _SPAN_COUNTER_BITS = 32
+# the low halves of the first span ids of a run, formatted once (a node's span id is then one
+# concatenation, not a formatting)
+_COUNTED = 1024
+_COUNTS = tuple(f"{count:08x}" for count in range(_COUNTED))
+_now = time.time
+_dumps = orjson.dumps
 _PLAIN = frozenset({int, float, bool, type(None)})  # values that cannot hold a secret
 # dict fields whose keys the graph defines (state keys, output names): not outside data
 _NAMED_BY_THE_GRAPH = frozenset({"values", "output"})
@@ -142,6 +148,7 @@ class EventBus:
         "_seq",
         "_sinks",
         "_span_base",
+        "_span_prefix",
         "_spans",
         "_started",
         "_subscribers",
@@ -178,6 +185,7 @@ class EventBus:
         self._seq = first_seq
         # span ids: a counter under 32 random high bits (a resumed run's new bus starts afresh)
         self._span_base = random.getrandbits(64 - _SPAN_COUNTER_BITS) << _SPAN_COUNTER_BITS
+        self._span_prefix = "%08x" % (self._span_base >> _SPAN_COUNTER_BITS)
         self._spans = 0
         self._routes: dict[type[EventBase], Route] = EMPTY.by_class
         self._by_name: dict[str, Route] = EMPTY.by_name
@@ -186,7 +194,8 @@ class EventBus:
         self.active = False
         self._started: Route | None = None
         self._finished: Route | None = None
-        self._finished_lines: list[LineSink] | None = None  # when only line sinks take it
+        # the line sinks' write_line, when only line sinks take node_finished
+        self._finished_lines: list[Callable[[bytes], None]] | None = None
         self._tokens = False
         if sinks:
             for sink in sinks:
@@ -208,6 +217,8 @@ class EventBus:
     def new_span_id(self) -> str:
         """A span id unique in this run: 16 hex digits (OpenTelemetry's format), counted."""
         self._spans = count = self._spans + 1
+        if count < _COUNTED:
+            return self._span_prefix + _COUNTS[count]
         return "%016x" % (self._span_base + count)
 
     def add_sink(self, sink: Sink) -> None:
@@ -274,7 +285,7 @@ class EventBus:
         self._finished = shared.finished
         lines = shared.finished_lines
         self._finished_lines = (
-            None if lines is None else [self._line_sinks[index] for index in lines]
+            None if lines is None else [self._line_sinks[index].write_line for index in lines]
         )
 
     # ------------------------------------------------------------------ publishing
@@ -290,7 +301,7 @@ class EventBus:
             return None
         self._seq = seq = self._seq + 1
         if ts is None:
-            ts = time.time()
+            ts = _now()
         if route.objects or route.subscribers:
             event = cls(
                 run_id=where.run_id,
@@ -327,19 +338,17 @@ class EventBus:
                 "seq": seq,
                 **fields,
             }
-        self._write_lines(route.lines, cls, record)  # type: ignore[arg-type]
-        return None
-
-    def _write_lines(
-        self, sinks: tuple[int, ...], cls: type[EventBase], record: dict[str, Any]
-    ) -> None:
-        if (self.content and self.redactor is None) or not SENSITIVE_FIELDS[cls]:
-            line = encode_line(record)  # nothing to drop, nothing to mask
-        else:
-            line = self._private_line(cls, record)
+        if self._private and SENSITIVE_FIELDS[cls]:  # type: ignore[index]
+            line = self._private_line(cls, record)  # type: ignore[arg-type]
+        else:  # nothing to drop, nothing to mask
+            try:
+                line = _dumps(record, default=jsonable, option=LINE_OPTIONS)
+            except TypeError:
+                line = encode_line(record)
         line_sinks = self._line_sinks
-        for index in sinks:
+        for index in route.lines:
             line_sinks[index].write_line(line)
+        return None
 
     def _private_line(self, cls: type[EventBase], record: dict[str, Any]) -> bytes:
         """The JSON line of ``record`` with the run's privacy settings applied: contents
@@ -395,11 +404,13 @@ class EventBus:
         self._spans = count = self._spans + 1
         where = NodeScope(
             self,
-            "%016x" % (self._span_base + count),
+            self._span_prefix + _COUNTS[count]
+            if count < _COUNTED
+            else "%016x" % (self._span_base + count),
             parent.span_id if parent is not None else None,
             step,
             node,
-            time.time(),
+            _now(),
             kind,
         )
         where.token = _current.set(where)
@@ -423,7 +434,7 @@ class EventBus:
             if self._finished is not None:
                 self._node_finished(where, updates, error)
             return
-        now = time.time()
+        now = _now()
         failure: str | None = None
         values: Any = None
         if error is not None:
@@ -461,11 +472,11 @@ class EventBus:
             "error": failure,
         }
         try:
-            line = orjson.dumps(record, default=jsonable, option=LINE_OPTIONS)
+            line = _dumps(record, default=jsonable, option=LINE_OPTIONS)
         except TypeError:
             line = encode_line(record)
-        for sink in sinks:
-            sink.write_line(line)
+        for write in sinks:
+            write(line)
 
     def _node_finished(
         self, where: NodeScope, updates: Mapping[str, Any] | None, error: BaseException | None

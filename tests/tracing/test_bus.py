@@ -248,7 +248,7 @@ def test_a_sink_may_say_what_it_wants_with_a_method() -> None:
 def test_span_ids_are_counted_unique_in_a_run_and_shaped_for_opentelemetry() -> None:
     bus = EventBus("r", [MemorySink()])
     root = make_scope(bus)
-    ids = [root.child().span_id for _ in range(1000)]
+    ids = [root.child().span_id for _ in range(1100)]  # past the ids formatted in advance
     with scope(root):
         nodes = [bus.enter_node(f"n{i}", 1, "function") for i in range(3)]
         assert current_scope() is nodes[-1]
@@ -258,6 +258,8 @@ def test_span_ids_are_counted_unique_in_a_run_and_shaped_for_opentelemetry() -> 
     ids += [node.span_id for node in nodes]
     assert len(set(ids)) == len(ids)
     assert all(len(i) == 16 and int(i, 16) > 0 for i in ids)
+    numbers = [int(i, 16) for i in ids]
+    assert numbers == list(range(numbers[0], numbers[0] + len(ids)))  # counted, one by one
     assert len({ids[0][:8], EventBus("r").new_span_id()[:8]}) == 2  # another bus: other ids
     assert nodes[1].parent_span_id == nodes[0].span_id  # entered inside the first
 
