@@ -156,6 +156,7 @@ class EventBus:
         "active",
         "content",
         "redactor",
+        "root",
         "run_id",
         "wanted",
     )
@@ -197,6 +198,9 @@ class EventBus:
         # the line sinks' write_line, when only line sinks take node_finished
         self._finished_lines: list[Callable[[bytes], None]] | None = None
         self._tokens = False
+        #: The run's root scope, set by whoever runs it: the parent of a node entered while no
+        #: scope of this run is current.
+        self.root: Scope | None = None
         if sinks:
             for sink in sinks:
                 self._add(sink)
@@ -399,8 +403,12 @@ class EventBus:
     def enter_node(self, node: str, step: int, kind: str) -> NodeScope:
         """A node starts: its span (a child of the current scope, started now) becomes the
         current scope, and ``node_started`` goes to whoever wants it. Give the scope to
-        :meth:`leave_node` when the node ends."""
+        :meth:`leave_node` when the node ends. When no scope of this run is current, the node
+        hangs under :attr:`root` (so the engine need not make the run's scope current around
+        every step)."""
         parent = _current.get()
+        if parent is None or parent.bus is not self:  # (another run's scope: a run inside it)
+            parent = self.root
         self._spans = count = self._spans + 1
         where = NodeScope(
             self,

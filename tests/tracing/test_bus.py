@@ -264,6 +264,27 @@ def test_span_ids_are_counted_unique_in_a_run_and_shaped_for_opentelemetry() -> 
     assert nodes[1].parent_span_id == nodes[0].span_id  # entered inside the first
 
 
+def test_a_node_entered_outside_its_runs_scope_hangs_under_the_runs_root() -> None:
+    bus, outer = EventBus("r", [MemorySink()]), EventBus("outer", [MemorySink()])
+    bus.root = make_scope(bus)
+    alone = bus.enter_node("a", 1, "function")  # no scope current at all
+    assert alone.parent_span_id == "root-span" and current_scope() is alone
+    bus.leave_node(alone, None)
+    assert current_scope() is None
+    with scope(Scope(outer, "outer", "outer-node")):  # a run started inside another run's node
+        inside = bus.enter_node("b", 1, "function")
+        assert inside.parent_span_id == "root-span"
+        nested = bus.enter_node("b/c", 1, "function")  # this run's scope is current: under it
+        assert nested.parent_span_id == inside.span_id
+        bus.leave_node(nested, None)
+        bus.leave_node(inside, None)
+    rootless = EventBus("x", [MemorySink()])
+    first = rootless.enter_node("n", 1, "function")
+    assert first.parent_span_id is None
+    rootless.leave_node(first, None)
+    assert current_scope() is None
+
+
 def test_a_node_is_one_line_with_when_it_started_and_what_it_wrote() -> None:
     lines, memory = LineCollector("node_finished"), MemorySink()
     for sinks in ([lines], [memory]):
