@@ -158,6 +158,12 @@ class Checkpointer(Protocol):
         """Give up ``owner``'s lease (nothing happens if it does not hold it)."""
         ...
 
+    async def delete_run(self, run_id: str) -> bool:
+        """Remove a run with its steps and journaled calls, atomically; ``False`` when there
+        is no such run. A run another runner is advancing (an unexpired lease) is refused with
+        :class:`RunLockedError`. Forks of it keep working (a fork starts from a snapshot)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -350,6 +356,21 @@ class InMemoryCheckpointer:
         held = self._leases.get(run_id)
         if held is not None and held.owner == owner:
             del self._leases[run_id]
+
+    async def delete_run(self, run_id: str) -> bool:
+        if run_id not in self._runs:
+            return False
+        held = self._leases.get(run_id)
+        now = time.monotonic()
+        if held is not None and held.expires > now:
+            raise run_locked(run_id, held.owner, held.expires - now)
+        del self._runs[run_id]
+        self._leases.pop(run_id, None)
+        for step in self._steps.pop(run_id, {}):
+            self._calls.pop((run_id, step), None)
+        for key in [k for k in self._calls if k[0] == run_id]:  # calls of a step never saved
+            del self._calls[key]
+        return True
 
     async def close(self) -> None:
         return None

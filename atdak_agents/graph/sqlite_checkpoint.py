@@ -294,6 +294,12 @@ class SQLiteCheckpointer:
         """Give up ``owner``'s lease (nothing happens if it does not hold it)."""
         await self._call("release", _release, run_id, owner)
 
+    async def delete_run(self, run_id: str) -> bool:
+        """Remove a run with its steps and journaled calls in one transaction (see
+        :meth:`Checkpointer.delete_run`)."""
+        deleted: bool = await self._call("delete_run", _delete_run, run_id, time.time())
+        return deleted
+
     async def close(self) -> None:
         """Finish pending operations, close the connection and stop the worker thread."""
         await self._worker.close()
@@ -464,6 +470,23 @@ def _acquire(conn: sqlite3.Connection, run_id: str, owner: str, ttl: float, now:
         if holder is not None and holder != owner and expires > now:
             raise run_locked(run_id, holder, expires - now)
         conn.execute(_TAKE_LEASE, (owner, now + ttl, ttl, run_id))
+
+
+def _delete_run(conn: sqlite3.Connection, run_id: str, now: float) -> bool:
+    with write_transaction(conn):
+        row = conn.execute(
+            "SELECT id, lease_owner, lease_expires FROM checkpoint_runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return False
+        key, holder, expires = row
+        if holder is not None and expires > now:
+            raise run_locked(run_id, holder, expires - now)
+        conn.execute("DELETE FROM checkpoint_calls WHERE run = ?", (key,))
+        conn.execute("DELETE FROM checkpoint_steps WHERE run = ?", (key,))
+        conn.execute("DELETE FROM checkpoint_runs WHERE id = ?", (key,))
+    return True
 
 
 def _release(conn: sqlite3.Connection, run_id: str, owner: str) -> None:

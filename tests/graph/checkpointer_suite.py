@@ -406,6 +406,45 @@ class CheckpointerSuite:
         assert len(winners) == 1
         assert all(isinstance(r, RunLockedError) for r in results if r is not None)
 
+    # ------------------------------------------------------------------ deleting
+
+    async def test_delete_run_removes_it_with_its_steps_and_calls(
+        self, checkpointer: Checkpointer
+    ) -> None:
+        run_id = await started(checkpointer)
+        kept = await started(checkpointer)
+        for run in (run_id, kept):
+            await checkpointer.save_step(step(run, 1), owner=OWNER, status="done", release=True)
+            await checkpointer.record_call(run, 1, "agent#model:1", {"content": "你好"})
+        await checkpointer.record_call(run_id, 2, "agent#model:1", {"content": "unsaved step"})
+        assert await checkpointer.delete_run(run_id) is True
+        assert await checkpointer.get_run(run_id) is None
+        assert [r.run_id for r in await checkpointer.list_runs()] == [kept]
+        with pytest.raises(StoreError, match=f"no run '{run_id}'"):
+            await checkpointer.load_steps(run_id)
+        assert await checkpointer.delete_run(run_id) is False  # gone: nothing to delete
+        assert len(await checkpointer.load_steps(kept)) == 1
+        assert await checkpointer.load_calls(kept, 1) == {"agent#model:1": {"content": "你好"}}
+        await checkpointer.create_run(new_run(run_id))  # the id is free again
+        assert await checkpointer.load_calls(run_id, 2) == {}
+
+    async def test_a_run_being_advanced_is_not_deleted(self, checkpointer: Checkpointer) -> None:
+        run_id = await started(checkpointer)
+        with pytest.raises(RunLockedError, match="being advanced by another runner"):
+            await checkpointer.delete_run(run_id)
+        assert await checkpointer.get_run(run_id) is not None
+        await checkpointer.acquire(run_id, OWNER, ttl=0.05)
+        await asyncio.sleep(0.1)  # an expired lease: its runner is gone
+        assert await checkpointer.delete_run(run_id) is True
+
+    async def test_a_fork_outlives_the_run_it_came_from(self, checkpointer: Checkpointer) -> None:
+        graph = _counter().build()
+        result = await graph.run(checkpointer=checkpointer)
+        forked = await graph.fork(result.run_id, 3, checkpointer=checkpointer)
+        assert await checkpointer.delete_run(result.run_id) is True
+        again = await graph.resume(forked, checkpointer=checkpointer)
+        assert (again.status, again.state["n"]) == ("done", 94)
+
     # ------------------------------------------------------------------ with the engine
 
     async def test_engine_history_state_at_fork(self, checkpointer: Checkpointer) -> None:
