@@ -93,6 +93,11 @@ class RunIndex:
         rows = await self._worker.call("get", _fetch, sql, tuple(run_ids))
         return {row[0]: _entry(row) for row in rows}
 
+    async def delete(self, run_id: str) -> None:
+        """Forget how a run was started (its checkpoints were deleted)."""
+        sql = "DELETE FROM cli_runs WHERE run_id = ?"
+        await self._worker.call("delete", _execute, sql, (run_id,))
+
     async def save_fixture_uses(self, run_id: str, uses: list[int]) -> None:
         sql = "UPDATE cli_runs SET fixture_uses = ? WHERE run_id = ?"
         await self._worker.call("save_fixture_uses", _execute, sql, (_json(uses), run_id))

@@ -1,4 +1,5 @@
-"""``atdak-agents runs list`` and ``runs show RUN_ID``: the runs stored in a checkpoint file."""
+"""``atdak-agents runs list``, ``runs show RUN_ID`` and ``runs prune``: the runs stored in a
+checkpoint file."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from ._launch import (
     say,
     shown_path,
 )
+from ._prune import DEFAULT_DAYS, prune
 
 if TYPE_CHECKING:
     from ..graph.build import Graph
@@ -40,7 +42,7 @@ _SHORT_ID = 12  # characters of a run id shown in the list (resume and show take
 def add_command(subparsers: Subparsers) -> Runner:
     runs = subparsers.add_parser(
         "runs",
-        help="list the stored runs, or show one",
+        help="list the stored runs, show one, or prune old ones",
         description="The runs in a checkpoint file (default: .atdak/agents.db here).",
     )
     actions = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -51,6 +53,27 @@ def add_command(subparsers: Subparsers) -> Runner:
     show = actions.add_parser("show", help="one run: status, inputs, state, question, history")
     show.add_argument("run_id", metavar="RUN_ID", help="the run's id (or a unique prefix)")
     _common(show)
+    pruning = actions.add_parser(
+        "prune",
+        help="delete old finished runs (their steps and journals too)",
+        description="Delete the runs last updated more than --older-than days ago whose status "
+        "is one of --status (default: done and failed).",
+    )
+    pruning.add_argument(
+        "--older-than",
+        type=float,
+        default=DEFAULT_DAYS,
+        metavar="DAYS",
+        help=f"only runs last updated more than DAYS ago (default {DEFAULT_DAYS:g}; 0: any age)",
+    )
+    pruning.add_argument(
+        "--status",
+        action="append",
+        choices=RUN_STATUSES,
+        help="a status to prune (repeat for several; default: done and failed)",
+    )
+    pruning.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
+    _common(pruning)
     return run
 
 
@@ -74,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"no checkpoint file {db}", EXIT_USAGE)
         if args.action == "list":
             return run_loop(_list(db, args))
+        if args.action == "prune":
+            return run_loop(prune(db, args))
         return run_loop(_show(db, args))
     except CommandError as exc:
         say(f"atdak-agents runs {args.action}: {exc}")

@@ -1,8 +1,10 @@
-"""`atdak-agents runs list` and `runs show`: the runs stored in a checkpoint file."""
+"""`atdak-agents runs list`, `runs show` and `runs prune`: the runs stored in a checkpoint file."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,35 @@ def test_show_masks_secrets_and_says_when_the_workflow_is_gone(
     assert gone.code == 0
     assert "flows/secret.yaml does not load" in gone.stdout
     assert "sk-shop" not in gone.stdout  # the default patterns still mask key-like text
+
+
+def test_old_finished_runs_are_pruned_with_their_steps(here: Path, atdak: InProcess) -> None:
+    old_id = json.loads(atdak("run", "flows/counter.yaml", "--json").stdout)["run_id"]
+    new_id = json.loads(atdak("run", "flows/counter.yaml", "--json").stdout)["run_id"]
+    waiting_id = atdak("run", "flows/triage.yaml").resume_command()[1]
+    db = here / ".atdak" / "agents.db"
+    with sqlite3.connect(db) as conn:  # the first run was last touched 40 days ago
+        conn.execute(
+            "UPDATE checkpoint_runs SET updated_at = ? WHERE run_id = ?",
+            (time.time() - 40 * 86_400, old_id),
+        )
+
+    dry = atdak("runs", "prune", "--dry-run")
+    assert dry.code == 0 and dry.stdout.split() == [old_id]
+    assert "would delete 1 run (done or failed, last updated more than 30 days ago)" in dry.stderr
+    pruned = cli("runs", "prune", cwd=here)  # the real command, once
+    assert pruned.code == 0 and "deleted 1 run (done or failed" in pruned.stderr
+    listed = json.loads(atdak("runs", "list", "--json").stdout)
+    assert {r["run_id"] for r in listed} == {new_id, waiting_id}
+    with sqlite3.connect(db) as conn:
+        left = conn.execute("SELECT COUNT(*) FROM cli_runs WHERE run_id = ?", (old_id,))
+        assert left.fetchone() == (0,)
+    gone = atdak("runs", "show", old_id)
+    assert gone.code != 0 and old_id[:8] in gone.stderr
+
+    waiting = json.loads(
+        atdak("runs", "prune", "--older-than", "0", "--status", "waiting", "--json").stdout
+    )
+    assert waiting == {"deleted": [waiting_id], "busy": []}
+    bad = atdak("runs", "prune", "--older-than", "-1")
+    assert bad.code == 2 and "--older-than must be 0 or more days" in bad.stderr
