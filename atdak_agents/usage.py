@@ -34,6 +34,17 @@ class RunUsage:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def totals(self) -> dict[str, int | float | None]:
+        """The figures as run events and the run API carry them (``by_model`` left out)."""
+        return {
+            "requests": self.requests,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "tool_calls": self.tool_calls,
+            "estimated_requests": self.estimated_requests,
+            "cost": self.cost,
+        }
+
     def add_request(
         self,
         *,

@@ -424,7 +424,7 @@ class Run:
         self._leased = False
         self.status = "interrupted"
         self.reason = str(exc)
-        self._root.emit(RunInterrupted, reason=self.reason, usage=_usage_dict(self.env.usage))
+        self._root.emit(RunInterrupted, reason=self.reason, usage=self.env.usage.totals())
 
     async def interrupt(self, reason: str = "stopped") -> None:
         """Stop the run between steps, resumably: it is stored as ``interrupted`` with
@@ -440,7 +440,7 @@ class Run:
     async def _interrupt(self, reason: str) -> None:
         self.status = "interrupted"
         self.reason = reason
-        self._root.emit(RunInterrupted, reason=reason, usage=_usage_dict(self.env.usage))
+        self._root.emit(RunInterrupted, reason=reason, usage=self.env.usage.totals())
         await self._store_status()
 
     async def _fail(self, exc: BaseException) -> None:
@@ -450,7 +450,7 @@ class Run:
             RunFailed,
             error=str(exc),
             error_type=type(exc).__name__,
-            usage=_usage_dict(self.env.usage),
+            usage=self.env.usage.totals(),
             duration=time.monotonic() - self._started_at,
         )
         await self._store_status()
@@ -462,7 +462,7 @@ class Run:
                 RunFinished,
                 status="done",
                 output=self._output(),
-                usage=_usage_dict(self.env.usage),
+                usage=self.env.usage.totals(),
                 duration=time.monotonic() - self._started_at,
             )
         self._close()
@@ -527,7 +527,7 @@ class Run:
         elif failed_end is not None:
             await self._fail(NodeError(failed_end, "the run ended here (an end marked failed)"))
         elif waiting and not self._prefix and RunInterrupted in self.env.bus.wanted:
-            usage = _usage_dict(self.env.usage)
+            usage = self.env.usage.totals()
             reason = "waiting for input"
             self._root.emit(RunInterrupted, reason=reason, question=self.question, usage=usage)
         return StepReport(number, [t.path for t in tasks], changed, self.status, self.question)
@@ -792,13 +792,3 @@ def _limit_reason(exc: BaseException, limits: Limits) -> str:
         return f"limit reached: {exc}"
     return f"limit reached: wall time of {limits.wall_seconds:g} s"
 
-
-def _usage_dict(usage: RunUsage) -> dict[str, Any]:
-    return {
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "tool_calls": usage.tool_calls,
-        "estimated_requests": usage.estimated_requests,
-        "cost": usage.cost,
-    }

@@ -6,25 +6,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..graph.checkpoint import RunRecord
-from ..usage import RunUsage
 from ._errors import HTTPError
 
 if TYPE_CHECKING:
     from ._runs import LiveRun
 
-__all__ = ["live_info", "stored_info", "unknown_run", "usage_dict"]
-
-
-def usage_dict(usage: RunUsage) -> dict[str, Any]:
-    """A run's usage as events and the API carry it."""
-    return {
-        "requests": usage.requests,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "tool_calls": usage.tool_calls,
-        "estimated_requests": usage.estimated_requests,
-        "cost": usage.cost,
-    }
+__all__ = ["live_info", "stored_info", "unknown_run"]
 
 
 def unknown_run(run_id: str) -> HTTPError:

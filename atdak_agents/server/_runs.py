@@ -34,7 +34,7 @@ from ._config import ServerConfig
 from ._errors import HTTPError
 from ._events import EventRecorder, EventStore, RunChannel, RunMeta, StoredEvent, add_usage
 from ._limits import KeyLimiter
-from ._runinfo import live_info, stored_info, unknown_run, usage_dict
+from ._runinfo import live_info, stored_info, unknown_run
 from ._served import ServedWorkflow
 
 __all__ = ["CANCELLED", "SHUTDOWN_REASON", "LiveRun", "RunManager"]
@@ -316,7 +316,7 @@ class RunManager:
             log.error("run %s: could not store its failure: %s", run.id, store_error)
 
     def _publish(self, run: Run, cls: Callable[..., EventBase], **fields: Any) -> None:
-        event = cls(run_id=run.id, ts=time.time(), usage=usage_dict(run.env.usage), **fields)
+        event = cls(run_id=run.id, ts=time.time(), usage=run.env.usage.totals(), **fields)
         run.env.bus.publish(event)
 
     async def _retire(self, live: LiveRun) -> None:
@@ -387,7 +387,7 @@ class RunManager:
             raise unknown_run(run_id)
         usage = await self.events.usage(run_id)
         if live is not None:
-            add_usage(usage, usage_dict(live.run.env.usage))
+            add_usage(usage, live.run.env.usage.totals())
             return live_info(live, record, usage)
         assert record is not None
         last = await self.events.last_seq(run_id)
