@@ -87,7 +87,7 @@ async def test_many_limits_in_flight_each_fire_on_their_own_time() -> None:
         assert limit <= elapsed < limit + 0.05 + 0.15
 
 
-async def test_a_hanging_tool_with_a_long_timeout_is_abandoned() -> None:
+async def test_a_hanging_tool_with_a_long_timeout_is_cancelled_on_the_coarse_clock() -> None:
     cancelled = asyncio.Event()
 
     @tool(timeout=0.3)

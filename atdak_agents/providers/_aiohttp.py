@@ -129,6 +129,26 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._usual = (tuple(headers), skipped)
         return skipped
 
+    def _request(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        limits: dict[str, float | None],
+    ) -> Any:
+        """aiohttp's awaitable for one request (the status and headers come with it)."""
+        session = self._session or self._open()
+        return session.request(
+            method,
+            url,
+            headers=headers,
+            data=body or None,
+            allow_redirects=False,
+            timeout=self._timeout(limits),
+            skip_auto_headers=self._skipped(headers),
+        )
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` and return as soon as the status and headers arrived."""
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
@@ -148,17 +168,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         request: httpx.Request | None = None,
     ) -> httpx.Response:
         """The same without building an ``httpx.Request`` first (the clients' own hot path)."""
-        session = self._session or self._open()
         try:
-            response = await session.request(
-                method,
-                url,
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                timeout=self._timeout(limits),
-                skip_auto_headers=self._skipped(headers),
-            )
+            response = await self._request(method, url, headers, body, limits)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _map_error(exc) from exc
         return httpx.Response(
@@ -178,17 +189,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ) -> WholeResponse:
         """``POST`` ``body`` and read the whole answer (the connection is back in the pool when
         this returns)."""
-        session = self._session or self._open()
         try:
-            response = await session.request(
-                "POST",
-                url,
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,
-                timeout=self._timeout(limits),
-                skip_auto_headers=self._skipped(headers),
-            )
+            response = await self._request("POST", url, headers, body, limits)
             try:
                 content = await response.read()
             finally:
