@@ -51,24 +51,24 @@ class Clock:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._due: dict[_Limit, None] = {}
+        self._due: set[_Limit] = set()
         self._handle: asyncio.TimerHandle | None = None
 
     def watch(self, limit: _Limit) -> None:
         """Expire ``limit`` at its time (up to :data:`TICK` later)."""
-        self._due[limit] = None
+        self._due.add(limit)
         if self._handle is None:
             self._handle = self._loop.call_later(TICK, self._fire)
 
     def forget(self, limit: _Limit) -> None:
         """Stop watching ``limit`` (nothing happens if it already expired)."""
-        self._due.pop(limit, None)
+        self._due.discard(limit)
 
     def _fire(self) -> None:
         now = self._loop.time()
         due = self._due
         for limit in [limit for limit in due if limit._when <= now]:
-            del due[limit]
+            due.discard(limit)
             limit._expire()
         self._handle = self._loop.call_later(TICK, self._fire) if due else None
 

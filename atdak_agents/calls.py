@@ -74,12 +74,12 @@ def _borrows_model(fitter: HistoryFitter) -> bool:
     concurrency, see docs/agents-performance.md.)"""
     for strategy in fitter.strategies:
         kind = type(strategy)  # (a subclass may do anything: it borrows)
-        if kind in _NEVER_BORROW:
-            continue
-        own_model = isinstance(strategy, Summarize) and strategy.chat_model is not CURRENT_MODEL
-        if kind is Summarize and own_model:
-            continue
-        return True
+        if kind is Summarize:
+            borrows = getattr(strategy, "chat_model", None) is CURRENT_MODEL
+        else:
+            borrows = kind not in _NEVER_BORROW
+        if borrows:
+            return True
     return False
 
 
