@@ -791,4 +791,3 @@ def _limit_reason(exc: BaseException, limits: Limits) -> str:
     if isinstance(exc, UsageLimitExceeded):
         return f"limit reached: {exc}"
     return f"limit reached: wall time of {limits.wall_seconds:g} s"
-
