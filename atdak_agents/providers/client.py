@@ -31,6 +31,7 @@ from ..exceptions import (
     MissingAPIKeyError,
 )
 from ..messages import MessageLike
+from ._body import request_json
 from ._errors import error_from_payload, redact, status_error
 from ._http import AsyncChannel, SyncChannel, WholeResponse, body_of
 from ._request import build_request, check_request
@@ -116,7 +117,7 @@ class _ClientSettings:
             check_request(request, self.registry)
         if bool(request.stream) != stream:
             request = request.model_copy(update={"stream": True if stream else None})
-        return request, request.model_dump_json(exclude_none=True).encode()
+        return request, request_json(request)
 
     def _completion(
         self,
