@@ -358,7 +358,13 @@ class Graph:
         settled when someone first listens (no sink: maybe never)."""
         if sinks:
             return EventBus(run_id, sinks, content=content, redactor=self._redactor(redactor))
-        return EventBus(run_id, content=content, redactor_for=partial(self._redactor, redactor))
+        redactor_for = (
+            self._default_redactor_for if redactor is None else partial(self._redactor, redactor)
+        )
+        return EventBus(run_id, content=content, redactor_for=redactor_for)
+
+    def _default_redactor_for(self) -> Redactor:
+        return self._redactor(None)
 
     def _redactor(self, given: Redactor | None) -> Redactor:
         """``given`` or the default redactor, masking the ``ATDAK_API_KEY`` value (the key a

@@ -19,6 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextvars import Token
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -131,13 +132,13 @@ class Run:
         "_driver",
         "_leased",
         "_limits",
+        "_made_root",
         "_owner_id",
         "_pending",
         "_prefix",
         "_renewal",
         "_renewing",
         "_resumed",
-        "_root",
         "_shared_journal",
         "_stale_error",
         "_started_at",
@@ -190,7 +191,7 @@ class Run:
         self._started_at = time.monotonic()
         ceilings = env.usage_limits
         self._usage_limited = ceilings is not NO_USAGE_LIMITS and ceilings != NO_USAGE_LIMITS
-        self._root = _root_scope(env, path_prefix)
+        self._made_root: Scope | None = None  # the run's span, made when first needed
         self._resumed = False  # restored from checkpoints: announce it at the first step
         self._stale_error = False  # the store still says why it stopped: clear it when it goes on
         self._driver: asyncio.Task[RunResult] | None = None
@@ -211,6 +212,18 @@ class Run:
         if self._owner_id is None:
             self._owner_id = runner_id()
         return self._owner_id
+
+    @property
+    def _root(self) -> Scope:
+        """The run's span: the parent of its nodes' spans and where run events are emitted
+        (made on first use: a run nobody listens to never needs it)."""
+        root = self._made_root
+        if root is None:
+            root = self._made_root = _root_scope(self.env, self._prefix)
+            root.step = self._step
+            if not self._prefix:  # a subgraph's nodes hang under its node's span instead
+                self.env.bus.root = root
+        return root
 
     @property
     def _unleased(self) -> bool:
@@ -252,10 +265,7 @@ class Run:
         if self.status == "interrupted":  # stepping on continues it: why it stopped is past
             self.status, self.reason = "running", None
             self._stale_error = self.checkpointer is not None
-        # The run's scope is current only while someone listens: what its nodes emit needs it,
-        # and a context variable switched per step costs more than the step (under concurrency
-        # it multiplies the garbage collector's passes, see docs/agents-performance.md).
-        token = _enter(self._root) if self.env.bus.active else None
+        token = self._enter_root() if self.env.bus.active else None
         try:
             if self.status == "pending" or self._resumed or self._unleased:
                 await self._open()
@@ -285,6 +295,14 @@ class Run:
             if token is not None:
                 _leave(token)
         return report
+
+    def _enter_root(self) -> Token[Scope | None] | None:
+        """Someone listens: the nodes' spans need the run's span as their parent. The bus knows
+        a top-level run's (``bus.root``); a subgraph's is made current for the step (a context
+        variable switched per step costs more than the step, and under concurrency it
+        multiplies the garbage collector's passes: see docs/agents-performance.md)."""
+        root = self._root
+        return _enter(root) if self._prefix else None
 
     async def until_done(self) -> RunResult:
         """Step until the run ends or pauses; returns the result (never raises for a failed
@@ -492,7 +510,8 @@ class Run:
 
     async def _run_step(self) -> StepReport:
         number = self._step + 1
-        self._root.step = number
+        if self._made_root is not None:
+            self._made_root.step = number
         tasks = self.frontier
         if self.checkpointer is None:  # (a subgraph journals into its parent's step)
             journal = self._shared_journal

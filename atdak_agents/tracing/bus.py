@@ -184,9 +184,10 @@ class EventBus:
         self._object_types: list[frozenset[str]] = []
         self._subscribers: list[Subscription] = []
         self._seq = first_seq
-        # span ids: a counter under 32 random high bits (a resumed run's new bus starts afresh)
-        self._span_base = random.getrandbits(64 - _SPAN_COUNTER_BITS) << _SPAN_COUNTER_BITS
-        self._span_prefix = "%08x" % (self._span_base >> _SPAN_COUNTER_BITS)
+        # span ids: a counter under 32 random high bits, drawn at the first span (a resumed
+        # run's new bus starts afresh)
+        self._span_base = 0
+        self._span_prefix = ""
         self._spans = 0
         self._routes: dict[type[EventBase], Route] = EMPTY.by_class
         self._by_name: dict[str, Route] = EMPTY.by_name
@@ -221,9 +222,15 @@ class EventBus:
     def new_span_id(self) -> str:
         """A span id unique in this run: 16 hex digits (OpenTelemetry's format), counted."""
         self._spans = count = self._spans + 1
+        if count == 1:
+            self._draw_span_base()
         if count < _COUNTED:
             return self._span_prefix + _COUNTS[count]
         return "%016x" % (self._span_base + count)
+
+    def _draw_span_base(self) -> None:
+        self._span_base = random.getrandbits(64 - _SPAN_COUNTER_BITS) << _SPAN_COUNTER_BITS
+        self._span_prefix = "%08x" % (self._span_base >> _SPAN_COUNTER_BITS)
 
     def add_sink(self, sink: Sink) -> None:
         """Send this run's events (of the types it wants) to ``sink`` from now on."""
@@ -410,6 +417,8 @@ class EventBus:
         if parent is None or parent.bus is not self:  # (another run's scope: a run inside it)
             parent = self.root
         self._spans = count = self._spans + 1
+        if count == 1:
+            self._draw_span_base()
         where = NodeScope(
             self,
             self._span_prefix + _COUNTS[count]
