@@ -351,11 +351,15 @@ class Run:
             runner.check_answer(path, answer)
 
     def result(self) -> RunResult:
+        state = dict(self.state)
+        output: dict[str, Any] = {}
+        if self.status == "done":  # (no outputs declared: the output is the state, a copy)
+            output = self._output() if self.graph.outputs else dict(state)
         return RunResult(
             run_id=self.id,
             status=self.status,
-            output=self._output() if self.status == "done" else {},
-            state=dict(self.state),
+            output=output,
+            state=state,
             usage=self.env.usage,
             steps=self._step,
             question=self.question,
@@ -605,6 +609,8 @@ class Run:
     def _merge(
         self, tasks: Sequence[Task], outcomes: Sequence[NodeOutcome]
     ) -> tuple[list[tuple[str, str, Any]], list[str], list[Task]]:
+        if len(tasks) == 1:
+            return self._merge_one(tasks[0], outcomes[0])
         updates: list[tuple[str, str, Any]] = []
         changed: list[str] = []
         waiting: list[Task] = []
@@ -620,6 +626,20 @@ class Run:
                     if key not in changed:
                         changed.append(key)
         return updates, changed, waiting
+
+    def _merge_one(
+        self, task: Task, outcome: NodeOutcome
+    ) -> tuple[list[tuple[str, str, Any]], list[str], list[Task]]:
+        """:meth:`_merge` for a step of one node (the usual case)."""
+        if outcome.interrupt is not None:
+            self.question = outcome.interrupt
+            return [], [], [task]
+        values = outcome.updates
+        if not values:
+            return [], [], []
+        path = task.path
+        changed = self.graph.schema.apply(self.state, path, values)
+        return [(path, key, values[key]) for key in changed], changed, []
 
     async def _save(self, number: int, tasks: Sequence[Task], updates: list[Any]) -> None:
         if self.checkpointer is None:
