@@ -74,6 +74,7 @@ _SPECIAL_CALLS = {
 _FULLWIDTH = re.compile(r"<｜[^｜>]{1,40}｜>")
 _CALL_LANGS = {"json", "json5", "jsonc", "tool_call", "tool_calls", "tool_code", "tool", "xml"}
 _KEYWORDS = ("thought:", "action input:", "action:", "final answer:")
+_LONGEST_KEYWORD = max(map(len, _KEYWORDS))
 _LINE_KEYWORD = re.compile(
     r"[ \t]*(?:\*\*)?(thought|action[ \t]*input|action|final[ \t]*answer)[ \t]*\d*[ \t]*"
     r"(?:\*\*)?[ \t]*:(?:\*\*)?[ \t]*",
@@ -435,7 +436,8 @@ def is_plain_line(text: str) -> bool:
     if _CANDIDATE.search(text) is not None or _LINE_KEYWORD.match(text) is not None:
         return False
     letters = text.lstrip(" \t*").lower()
-    return not any(k.startswith(letters) for k in _KEYWORDS)
+    # (a line longer than every keyword cannot be the start of one)
+    return len(letters) > _LONGEST_KEYWORD or not any(k.startswith(letters) for k in _KEYWORDS)
 
 
 def _is_prefix_of_any(text: str, options: list[str]) -> bool:

@@ -219,13 +219,38 @@ def _plain_action_block(text: str, tools: ToolIndex) -> ParsedTurn | None:
     strict = _json.read_strict(inner, start)
     if strict is None or inner[strict[1] :].strip():
         return None
-    found = shape_of(strict[0], tools)
-    if not isinstance(found, list):
-        return None
-    calls, problems = resolve_calls(found, tools)
-    if problems:
-        return None
+    calls = _canonical_calls(strict[0], tools)
+    if calls is None:  # another shape the block may take (or a problem: the scanner says it)
+        found = shape_of(strict[0], tools)
+        if not isinstance(found, list):
+            return None
+        calls, problems = resolve_calls(found, tools)
+        if problems:
+            return None
     return ParsedTurn("tool_calls", "", tuple(calls), raw=text, format="json")
+
+
+def _canonical_calls(value: Any, tools: ToolIndex) -> list[ToolCall] | None:
+    """The calls of a value in exactly the shape the prompt asks for — ``{"tool_calls":
+    [{"name": ..., "arguments": {...}}, ...]}`` with known tool names — read as
+    :func:`shape_of` and :func:`resolve_calls` read them (without trying every other key
+    spelling first); ``None`` for anything else."""
+    if type(value) is not dict or len(value) != 1:
+        return None
+    listed = value.get("tool_calls")
+    if type(listed) is not list or not listed:
+        return None
+    calls = []
+    for item in listed:
+        if type(item) is not dict or len(item) != 2:
+            return None
+        name, arguments = item.get("name"), item.get("arguments")
+        if type(name) is not str or type(arguments) is not dict:
+            return None
+        if name not in tools or tools.canonical(name) != name:
+            return None
+        calls.append(ToolCall(new_call_id(), name, {str(k): v for k, v in arguments.items()}))
+    return calls
 
 
 def _plain_prose(text: str, tools: ToolIndex) -> ParsedTurn | None:

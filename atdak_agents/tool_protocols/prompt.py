@@ -45,6 +45,9 @@ with "{header}" (written by the tools, not by the user); then call more tools or
 
 When you can answer, reply to the user in plain text, without any JSON block."""
 
+# json.dumps(value, ensure_ascii=False, default=str), without making an encoder every call
+_CALL_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
 _PLACEHOLDERS: dict[str, Any] = {
     "string": "...",
     "integer": 1,
@@ -179,7 +182,7 @@ class PromptProtocol:
     def call_text(self, turn: ParsedTurn) -> str:
         """The assistant turn in the protocol's own form (prose, then the JSON block)."""
         block = {"tool_calls": [{"name": c.name, "arguments": c.arguments} for c in turn.calls]}
-        fenced = f"```json\n{json.dumps(block, ensure_ascii=False, default=str)}\n```"
+        fenced = f"```json\n{_CALL_JSON.encode(block)}\n```"
         return f"{turn.text}\n\n{fenced}" if turn.text else fenced
 
     def results_text(self, results: Sequence[ToolResult]) -> str:

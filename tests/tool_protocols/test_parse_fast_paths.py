@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from atdak_agents.tool_protocols import ParsedTurn, TextTurnParser, parse_text
+from atdak_agents.tool_protocols._shapes import ToolIndex, shape_of
 from atdak_agents.tool_protocols.base import tool_index
+from atdak_agents.tool_protocols.parsing import _canonical_calls, resolve_calls
 
 from .corpus_tools import TOOLS, load_corpus
 
@@ -95,4 +97,93 @@ def test_generated_action_blocks_read_the_same(
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=60))
 def test_generated_lines_read_the_same(text: str) -> None:
+    assert_same(text)
+
+
+# --------------------------------------------------------------------------- the canonical shape
+
+ODD_INDEX = ToolIndex(
+    {"search": ["query"], "`odd`": [], " padded": [], "final_answer": ["text"], "add": ["a"]},
+    {"search": ["query"], "add": ["a"]},
+)
+odd_names = st.sampled_from(
+    ["search", "add", "`odd`", "odd", " padded", "padded", "final_answer", "answer", "add "]
+)
+odd_keys = st.sampled_from(["name", "arguments", "Name", "args", "id", "function", "type"])
+more_names = st.sampled_from(["functions.add", "Search", "search ", "", "nope"])
+arguments = st.dictionaries(st.text(max_size=5), json_values, max_size=2)
+items = st.one_of(
+    st.fixed_dictionaries({"name": odd_names | more_names, "arguments": arguments}),
+    st.fixed_dictionaries({"name": odd_names | more_names, "arguments": json_values}),
+    st.dictionaries(odd_keys, st.one_of(odd_names, json_values), max_size=3),
+    json_values,
+)
+values = st.one_of(
+    st.fixed_dictionaries({"tool_calls": st.lists(items, max_size=3)}),
+    st.dictionaries(st.sampled_from(["tool_calls", "Tool_Calls", "calls", "x"]), st.lists(items)),
+    st.lists(items, max_size=2),
+    json_values,
+)
+
+
+def generic(value: Any, index: ToolIndex) -> list[tuple[str, Any]] | None:
+    """What shape_of and resolve_calls make of ``value`` (ids aside), or None."""
+    found = shape_of(value, index)
+    if not isinstance(found, list):
+        return None
+    calls, problems = resolve_calls(found, index)
+    return None if problems else [(c.name, c.arguments) for c in calls]
+
+
+@settings(max_examples=400, deadline=None)
+@given(values, st.sampled_from([INDEX, ODD_INDEX]))
+def test_the_canonical_shape_reads_as_the_generic_reader_reads_it(
+    value: Any, index: ToolIndex
+) -> None:
+    fast = _canonical_calls(value, index)
+    if fast is not None:  # (None: the generic reader is asked, as before)
+        assert [(c.name, c.arguments) for c in fast] == generic(value, index)
+        assert len({c.id for c in fast}) == len(fast)
+
+
+@pytest.mark.parametrize(
+    "name", ["search", "add", "`odd`", " padded", "final_answer", "add ", "functions.add", "nope"]
+)
+def test_odd_tool_names_in_the_canonical_shape_read_as_the_generic_reader_reads_them(
+    name: str,
+) -> None:
+    value = {"tool_calls": [{"name": name, "arguments": {"a": 1}}]}
+    fast = _canonical_calls(value, ODD_INDEX)
+    expected = generic(value, ODD_INDEX)
+    assert (fast is None and name not in ("search", "add")) or (
+        fast is not None and [(c.name, c.arguments) for c in fast] == expected
+    )
+
+
+def test_the_canonical_shape_is_taken_for_what_the_prompt_asks() -> None:
+    value = {"tool_calls": [{"name": "search", "arguments": {"query": "x"}}]}
+    calls = _canonical_calls(value, INDEX)
+    assert calls is not None and [(c.name, c.arguments) for c in calls] == [
+        ("search", value["tool_calls"][0]["arguments"])
+    ]
+    assert calls[0].arguments is not value["tool_calls"][0]["arguments"]  # a copy, as before
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "final answer",
+        "final answer:",
+        "Final Answer: 42",
+        "action inpu",
+        "thought:x",
+        "x" * 14,
+        "  **Action",
+        "action input: {}",
+        "FINAL ANSWER",
+        "Thoughtful answer",
+        "final answer!!",
+    ],
+)
+def test_lines_around_the_keywords_read_the_same(text: str) -> None:
     assert_same(text)
