@@ -100,13 +100,6 @@ class Graph:
         self._usage_limits = _usage_limits(spec.limits)  # (frozen: shared by the runs)
         self._default_redactor: tuple[str | None, Redactor] | None = None
         self._input_types = {name: spec.type for name, spec in spec.inputs.items()}
-        # what every run's environment shares
-        self._shared: dict[str, Any] = {
-            "registry": registry,
-            "tools": self.tools,
-            "base_dir": base_dir,
-            "provider_factory": _default_provider,
-        }
 
     def __repr__(self) -> str:
         return f"Graph({self.name!r}, nodes={len(self.spec.nodes)})"
@@ -135,20 +128,17 @@ class Graph:
         drops message contents, arguments and values from every event, keeping sizes and token
         counts.
         """
-        limits = limits or self.spec.limits
         run_id = run_id or new_run_id()
-        env = RunEnv(
-            run_id=run_id,
-            inputs=self.check_inputs(inputs),
-            bus=self._bus(run_id, sinks, redactor, trace_content),
-            usage_limits=(
-                self._usage_limits if limits is self.spec.limits else _usage_limits(limits)
-            ),
+        env = self._env(
+            run_id,
+            self.check_inputs(inputs),
+            self._bus(run_id, sinks, redactor, trace_content),
             session_id=session_id,
             provider=provider,
             memory=memory,
-            **self._shared,
         )
+        if limits is not None:
+            env.usage_limits = _usage_limits(limits)
         return Run(
             self,
             env,
@@ -157,6 +147,32 @@ class Graph:
             frontier=[],
             checkpointer=checkpointer,
             limits=limits,
+        )
+
+    def _env(
+        self,
+        run_id: str,
+        inputs: Mapping[str, Any],
+        bus: EventBus,
+        *,
+        session_id: str | None,
+        provider: ChatModel | None,
+        memory: Any,
+    ) -> RunEnv:
+        """A run's environment: what its nodes share (with the graph's tools, registry, usage
+        limits and files)."""
+        return RunEnv(
+            run_id=run_id,
+            inputs=inputs,
+            bus=bus,
+            usage_limits=self._usage_limits,
+            session_id=session_id,
+            provider=provider,
+            registry=self.registry,
+            tools=self.tools,
+            memory=memory,
+            base_dir=self.base_dir,
+            provider_factory=_default_provider,
         )
 
     async def run(self, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
@@ -186,15 +202,13 @@ class Graph:
         record = await checkpointer.get_run(run_id)
         if record is None:
             raise UsageError(f"no run {run_id!r} in the checkpointer; `runs list` shows the runs")
-        env = RunEnv(
-            run_id=run_id,
-            inputs=record.inputs,
-            bus=self._bus(run_id, sinks, redactor, trace_content),
-            usage_limits=self._usage_limits,
+        env = self._env(
+            run_id,
+            record.inputs,
+            self._bus(run_id, sinks, redactor, trace_content),
             session_id=record.session_id,
             provider=provider,
             memory=memory,
-            **self._shared,
         )
         return await Run.restore(self, env, checkpointer, migrate=migrate)
 

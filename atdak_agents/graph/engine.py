@@ -535,7 +535,8 @@ class Run:
         updates, changed, waiting = self._merge(tasks, outcomes)
         self.frontier = self._advance(tasks, waiting)
         self._step = number
-        self._books["waiting"] = [t.path for t in waiting] if waiting else []
+        if waiting or self._books["waiting"]:
+            self._books["waiting"] = [t.path for t in waiting]
         self.status = "waiting" if waiting else ("running" if self.frontier else "done")
         failed_end = self._failed_end() if self.status == "done" else None
         if failed_end is not None:

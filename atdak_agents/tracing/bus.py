@@ -115,6 +115,8 @@ _dumps = orjson.dumps
 _PLAIN = frozenset({int, float, bool, type(None)})  # values that cannot hold a secret
 # dict fields whose keys the graph defines (state keys, output names): not outside data
 _NAMED_BY_THE_GRAPH = frozenset({"values", "output"})
+# a bus's sinks and subscribers before it has any (never added to: replaced by a list first)
+_NONE: list[Any] = []
 
 
 def _plain(values: Mapping[str, Any]) -> bool:
@@ -177,12 +179,13 @@ class EventBus:
         # made when someone first listens (a run nobody listens to never needs it)
         self._redactor_for = redactor_for if redactor is None else None
         self._private = redactor is not None or not content  # contents dropped or masked
-        self._sinks: list[Sink] = []
-        self._line_sinks: list[LineSink] = []
-        self._line_types: list[frozenset[str]] = []
-        self._object_sinks: list[Sink] = []
-        self._object_types: list[frozenset[str]] = []
-        self._subscribers: list[Subscription] = []
+        # (no lists until a sink or subscriber comes: most runs never have one)
+        self._sinks: list[Sink] = _NONE
+        self._line_sinks: list[LineSink] = _NONE
+        self._line_types: list[frozenset[str]] = _NONE
+        self._object_sinks: list[Sink] = _NONE
+        self._object_types: list[frozenset[str]] = _NONE
+        self._subscribers: list[Subscription] = _NONE
         self._seq = first_seq
         # span ids: a counter under 32 random high bits, drawn at the first span (a resumed
         # run's new bus starts afresh)
@@ -238,6 +241,9 @@ class EventBus:
         self._refresh()
 
     def _add(self, sink: Sink) -> None:
+        if self._sinks is _NONE:
+            self._sinks, self._line_sinks, self._line_types = [], [], []
+            self._object_sinks, self._object_types = [], []
         self._sinks.append(sink)
         if getattr(sink, "takes_lines", False):
             self._line_sinks.append(sink)  # type: ignore[arg-type]
@@ -255,6 +261,8 @@ class EventBus:
     ) -> Subscription:
         """A live subscription to events published from now on."""
         subscription = Subscription(include=include, exclude=exclude, content=content)
+        if self._subscribers is _NONE:
+            self._subscribers = []
         self._subscribers.append(subscription)
         self._refresh()
         return subscription
