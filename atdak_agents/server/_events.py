@@ -105,6 +105,10 @@ class EventStore(Protocol):
 
     async def get_meta(self, run_id: str) -> RunMeta | None: ...
 
+    async def delete(self, run_id: str) -> int:
+        """Forget the run's events and options; returns how many events went."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -162,6 +166,11 @@ class InMemoryEventStore:
 
     async def get_meta(self, run_id: str) -> RunMeta | None:
         return self._meta.get(run_id)
+
+    async def delete(self, run_id: str) -> int:
+        self._last.pop(run_id, None)
+        self._meta.pop(run_id, None)
+        return len(self._events.pop(run_id, ()))
 
     async def close(self) -> None:
         return None
@@ -275,6 +284,15 @@ class SQLiteEventStore:
             return None
         return RunMeta(row[0], row[1], row[2], bool(row[3]), row[4], row[5])
 
+    async def delete(self, run_id: str) -> int:
+        """Delete the run's events and options in one transaction (after the commit of any
+        of its rows still waiting here, so none of them lands afterwards)."""
+        rows = [*self._pending, *self._pending_meta]
+        if self._committed is not None and any(row[0] == run_id for row in rows):
+            await asyncio.wait([self._committed])
+        deleted: int = await self._worker.call("delete", _delete, run_id)
+        return deleted
+
     async def close(self) -> None:
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
@@ -313,6 +331,13 @@ def _usage_rows(conn: sqlite3.Connection, run_id: str) -> list[bytes]:
         (run_id, *_USAGE_TYPES),
     ).fetchall()
     return [bytes(row[0]) for row in rows]
+
+
+def _delete(conn: sqlite3.Connection, run_id: str) -> int:
+    with write_transaction(conn):
+        cursor = conn.execute("DELETE FROM server_events WHERE run_id = ?", (run_id,))
+        conn.execute("DELETE FROM server_runs WHERE run_id = ?", (run_id,))
+    return int(cursor.rowcount)
 
 
 def _get_meta(conn: sqlite3.Connection, run_id: str) -> tuple[Any, ...] | None:
