@@ -1,4 +1,4 @@
-"""The run API (start, read, stream events, answer, cancel, resume) and the listings."""
+"""The run API (start, read, stream events, answer, cancel, resume, delete) and the listings."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from ._service import WorkflowService
 __all__ = [
     "answer_run",
     "cancel_run",
+    "delete_run",
     "get_run",
     "health",
     "list_models",
@@ -99,6 +100,11 @@ async def cancel_run(service: WorkflowService, request: Request) -> Response:
     run_id = request.path_params["run_id"]
     await service.manager.cancel(run_id)
     return service.respond(await service.manager.info(run_id))
+
+
+async def delete_run(service: WorkflowService, request: Request) -> Response:
+    """Forget a stopped run (checkpoints and events); 409 while it runs: cancel it first."""
+    return service.respond(await service.manager.delete(request.path_params["run_id"]))
 
 
 # --------------------------------------------------------------------------- events

@@ -119,6 +119,7 @@ _ROUTES: list[tuple[str, str, Handler, frozenset[str]]] = [
     ("/v1/runs", "POST", _api.start_run, frozenset()),
     ("/v1/runs", "GET", _api.list_runs, frozenset({"workflow", "status", "session_id", "limit"})),
     ("/v1/runs/{run_id}", "GET", _api.get_run, frozenset()),
+    ("/v1/runs/{run_id}", "DELETE", _api.delete_run, frozenset()),
     (
         "/v1/runs/{run_id}/events",
         "GET",

@@ -23,6 +23,7 @@ __all__ = [
     "InputInfo",
     "ModelInfo",
     "ModelList",
+    "RunDeleted",
     "RunInfo",
     "RunList",
     "RunRequest",
@@ -200,6 +201,19 @@ class RunInfo(_Closed):
 class RunList(_Closed):
     object: Literal["list"] = "list"
     data: list[RunInfo]
+
+
+class RunDeleted(_Closed):
+    """``DELETE /v1/runs/{id}``: the run that was deleted — the status and step it had, and
+    how many of its events went with it."""
+
+    id: str
+    object: Literal["run.deleted"] = "run.deleted"
+    deleted: Literal[True] = True
+    workflow: str
+    status: RunStatus
+    step: int
+    events: int
 
 
 # --------------------------------------------------------------------------- workflows

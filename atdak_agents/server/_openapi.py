@@ -73,6 +73,7 @@ _RUN_LINKS = {
         ("AnswerRun", "answerRun"),
         ("CancelRun", "cancelRun"),
         ("ResumeRun", "resumeRun"),
+        ("DeleteRun", "deleteRun"),
     )
 }
 # Each SSE message (OpenAPI 3.2 reads a stream's `schema` as one event: data, event, id)
@@ -149,7 +150,8 @@ def _paths() -> dict[str, Any]:
                 "summary": "A run's status, result and usage",
                 "parameters": [_RUN_ID],
                 "responses": {**_ok(200, "RunInfo", "The run"), **_errors(404, *_AUTH)},
-            }
+            },
+            "delete": _delete_operation(),
         },
         "/v1/runs/{run_id}/events": {"get": _events_operation()},
         "/v1/runs/{run_id}/answer": {"post": _answer_operation()},
@@ -175,6 +177,21 @@ def _paths() -> dict[str, Any]:
                     **_errors(404, 409, 429, *_AUTH),
                 },
             }
+        },
+    }
+
+
+def _delete_operation() -> dict[str, Any]:
+    return {
+        "operationId": "deleteRun",
+        "summary": "Delete a stopped run: its checkpoints (steps, journaled calls) and events",
+        "description": "A run that is `done`, `failed`, `cut_off`, `waiting` or `interrupted` "
+        "can be deleted; a running one is refused with 409 (cancel it first). Forks of the "
+        "run keep working.",
+        "parameters": [_RUN_ID],
+        "responses": {
+            **_ok(200, "RunDeleted", "What was deleted"),
+            **_errors(404, 409, *_AUTH),
         },
     }
 
@@ -315,6 +332,7 @@ def openapi_document(workflows: Mapping[str, ServedWorkflow]) -> dict[str, Any]:
             m.AnswerRequest,
             m.RunInfo,
             m.RunList,
+            m.RunDeleted,
             m.WorkflowList,
             m.Health,
             m.ErrorBody,

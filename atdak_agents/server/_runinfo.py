@@ -1,4 +1,4 @@
-"""What the run API says about a run: its status, result and usage, live or stored."""
+"""What the run API says about a run: its status, result and usage, live, stored or deleted."""
 
 from __future__ import annotations
 
@@ -11,12 +11,22 @@ from ._errors import HTTPError
 if TYPE_CHECKING:
     from ._runs import LiveRun
 
-__all__ = ["live_info", "stored_info", "unknown_run"]
+__all__ = ["cancel_first", "deleted_info", "live_info", "stored_info", "unknown_run"]
 
 
 def unknown_run(run_id: str) -> HTTPError:
     return HTTPError(
         404, f"no run {run_id!r} here (GET /v1/runs lists the runs)", code="run_not_found"
+    )
+
+
+def cancel_first(run_id: str, doing: str) -> HTTPError:
+    """The 409 for deleting a run that is not stopped (``doing``: what it is doing)."""
+    return HTTPError(
+        409,
+        f"run {run_id} {doing}, so it cannot be deleted; cancel it first "
+        f"(POST /v1/runs/{run_id}/cancel, on the server that runs it), then delete it",
+        code="run_running",
     )
 
 
@@ -66,4 +76,17 @@ def stored_info(record: RunRecord, usage: dict[str, Any], last: int) -> dict[str
         "created_at": record.created_at,
         "updated_at": record.updated_at,
         "last_event_id": last,
+    }
+
+
+def deleted_info(record: RunRecord, events: int) -> dict[str, Any]:
+    """What ``DELETE /v1/runs/{id}`` answers: the run that went, and how many events."""
+    return {
+        "id": record.run_id,
+        "object": "run.deleted",
+        "deleted": True,
+        "workflow": record.graph,
+        "status": record.status,
+        "step": record.step,
+        "events": events,
     }

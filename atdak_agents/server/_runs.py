@@ -1,11 +1,13 @@
-"""Runs in a server: started, driven in the background, paused, answered, cancelled, resumed.
+"""Runs in a server: started, driven in the background, paused, answered, cancelled, resumed,
+deleted.
 
 The :class:`RunManager` owns every live run. A run is driven step by step by a background task
 (never by the request that started it), so a client that goes away changes nothing; each step is
 checkpointed by the engine before the next starts. A paused run (``waiting``, ``interrupted``)
 leaves memory: answering or resuming it restores it from its checkpoints, the same path as after
 a restart. When the server stops, runs stop at the end of their current step and are resumed
-when it starts again.
+when it starts again. A stopped run can be deleted (checkpoints and events); a running one must
+be cancelled first.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ._config import ServerConfig
 from ._errors import HTTPError
 from ._events import EventRecorder, EventStore, RunChannel, RunMeta, StoredEvent, add_usage
 from ._limits import KeyLimiter
-from ._runinfo import live_info, stored_info, unknown_run
+from ._runinfo import cancel_first, deleted_info, live_info, stored_info, unknown_run
 from ._served import ServedWorkflow
 
 __all__ = ["CANCELLED", "SHUTDOWN_REASON", "LiveRun", "RunManager"]
@@ -92,7 +94,8 @@ class RunManager:
         self.live: dict[str, LiveRun] = {}
         self.limits = KeyLimiter(config.max_runs_per_key)
         self.stopping = False
-        self._reserved: set[str] = set()
+        self._reserved: set[str] = set()  # being restored to run again
+        self._deleting: set[str] = set()
         self._background: set[asyncio.Task[Any]] = set()
         self._grace: asyncio.TimerHandle | None = None
 
@@ -159,6 +162,7 @@ class RunManager:
         self._check_open()
         record = await self._resumable(run_id, answering=answer is not _NOTHING)
         served = self.workflow(record.graph)
+        self._check_not_deleting(run_id)  # again: a delete may have begun while we read
         self._reserved.add(run_id)
         if limited:
             self.limits.acquire(key_id)
@@ -175,6 +179,7 @@ class RunManager:
     async def _resumable(self, run_id: str, *, answering: bool) -> RunRecord:
         if run_id in self.live or run_id in self._reserved:
             raise HTTPError(409, f"run {run_id} is running now", code="run_running")
+        self._check_not_deleting(run_id)
         record = await self.checkpointer.get_run(run_id)
         if record is None:
             raise unknown_run(run_id)
@@ -347,6 +352,7 @@ class RunManager:
                 live.step_task.cancel()
             await asyncio.shield(live.finished)
             return
+        self._check_not_deleting(run_id)
         record = await self.checkpointer.get_run(run_id)
         if record is None:
             raise unknown_run(run_id)
@@ -354,6 +360,7 @@ class RunManager:
             raise HTTPError(409, f"run {run_id} has ended ({record.status})", code="run_ended")
         if record.status == "interrupted" and record.error == CANCELLED:
             return
+        self._check_not_deleting(run_id)  # again, with no wait before the lease is taken
         await self._cancel_stored(record)
 
     async def _cancel_stored(self, record: RunRecord) -> None:
@@ -376,6 +383,37 @@ class RunManager:
         event = cls(run_id=run_id, seq=seq, ts=time.time(), **fields)
         data = self.redact(event_to_json(event))
         await self.events.append(run_id, [StoredEvent(seq, event.type, data)])
+
+    # ------------------------------------------------------------------ deleting
+
+    async def delete(self, run_id: str) -> dict[str, Any]:
+        """Forget a stopped run (see :data:`STOPPED`): its checkpoints — steps and journaled
+        calls, one transaction — then its events. What ``DELETE /v1/runs/{id}`` answers."""
+        self._check_open()
+        if run_id in self.live or run_id in self._reserved:
+            raise cancel_first(run_id, "is running in this server")
+        self._check_not_deleting(run_id)
+        self._deleting.add(run_id)  # from here, resume and cancel refuse it (they check again)
+        try:
+            record = await self.checkpointer.get_run(run_id)
+            if record is None:
+                raise unknown_run(run_id)
+            if record.status not in STOPPED:  # left running by a stopped server, or another's
+                raise cancel_first(run_id, f"is {record.status}")
+            try:
+                found = await self.checkpointer.delete_run(run_id)
+            except RunLockedError:
+                raise cancel_first(run_id, "is being advanced by another runner") from None
+            if not found:
+                raise unknown_run(run_id)
+            events = await self.events.delete(run_id)
+        finally:
+            self._deleting.discard(run_id)
+        return deleted_info(record, events)
+
+    def _check_not_deleting(self, run_id: str) -> None:
+        if run_id in self._deleting:
+            raise HTTPError(409, f"run {run_id} is being deleted", code="run_deleting")
 
     # ------------------------------------------------------------------ reading
 

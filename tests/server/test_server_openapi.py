@@ -85,12 +85,13 @@ _ON_RUNS = [
     ("/v1/runs/{run_id}/answer", "POST"),
     ("/v1/runs/{run_id}/cancel", "POST"),
     ("/v1/runs/{run_id}/resume", "POST"),
+    ("/v1/runs/{run_id}", "DELETE"),
 ]
 
 
 def test_calls_on_real_runs_follow_the_document(live_server: str) -> None:
     """Generated calls on runs that exist (schemathesis's own cases, aimed at real run ids):
-    reading, streaming, answering, cancelling and resuming them in any order."""
+    reading, streaming, answering, cancelling, resuming and deleting them in any order."""
     auth = {"Authorization": f"Bearer {KEY}"}
     runs: list[str] = []
     with httpx.Client(base_url=live_server, headers=auth) as http:

@@ -185,6 +185,7 @@ def test_cancel_a_waiting_run(upstream: LocalAtdakServer, tmp_path: Path) -> Non
         ("GET", "/v1/runs/unknown/events", None, 404),
         ("POST", "/v1/runs/unknown/answer", {"answer": 1}, 404),
         ("POST", "/v1/runs/unknown/cancel", None, 404),
+        ("DELETE", "/v1/runs/unknown", None, 404),
         ("POST", "/v1/runs", {"workflow": "echo", "inputs": {"question": 3}}, 400),
         ("POST", "/v1/runs", {"workflow": "echo", "inputs": {}}, 400),
         ("POST", "/v1/runs", {"workflow": "nope"}, 404),
