@@ -4,7 +4,9 @@ A run is pruned when its status is one of those asked for (by default ``done`` a
 a waiting or interrupted run may still be resumed) and it was last updated more than
 ``--older-than`` days ago. Its steps, journaled calls and the command line's note of how it was
 started go with it, in one transaction per run; a run another process is advancing is left
-alone and reported. ``--dry-run`` only lists what would go.
+alone and reported. When the file is a server's (``atdak-agents serve --database``), the run's
+events and settings in the server's events file beside it (``NAME.events.db``) go too.
+``--dry-run`` only lists what would go.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..exceptions import RunLockedError
 from ._launch import EXIT_USAGE, CommandError, out, say
+
+if TYPE_CHECKING:
+    from ..server._events import SQLiteEventStore
 
 __all__ = ["DEFAULT_DAYS", "DEFAULT_STATUSES", "prune"]
 
@@ -36,6 +42,7 @@ async def prune(db: Path, args: argparse.Namespace) -> int:
     deleted: list[str] = []
     busy: list[str] = []
     index = RunIndex(str(db))
+    events = _server_events(db)
     try:
         async with SQLiteCheckpointer(db) as store:
             for status in statuses:
@@ -52,11 +59,25 @@ async def prune(db: Path, args: argparse.Namespace) -> int:
                         continue
                     if gone:
                         await index.delete(record.run_id)
+                        if events is not None:
+                            await events.delete(record.run_id)
                         deleted.append(record.run_id)
     finally:
         await index.close()
+        if events is not None:
+            await events.close()
     _report(args, statuses, deleted, busy)
     return 0
+
+
+def _server_events(db: Path) -> SQLiteEventStore | None:
+    """The events file of a server whose checkpoints are ``db``, when there is one."""
+    path = db.with_name(f"{db.stem}.events{db.suffix}")
+    if not path.exists():
+        return None
+    from ..server._events import SQLiteEventStore
+
+    return SQLiteEventStore(str(path))
 
 
 def _report(

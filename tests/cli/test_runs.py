@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import time
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from cli_helpers import InProcess, cli
+
+from atdak_agents.server._events import RunMeta, SQLiteEventStore, StoredEvent
 
 
 def test_runs_are_listed_most_recent_first(here: Path, atdak: InProcess) -> None:
@@ -113,3 +116,30 @@ def test_old_finished_runs_are_pruned_with_their_steps(here: Path, atdak: InProc
     assert waiting == {"deleted": [waiting_id], "busy": []}
     bad = atdak("runs", "prune", "--older-than", "-1")
     assert bad.code == 2 and "--older-than must be 0 or more days" in bad.stderr
+
+
+async def _server_events(path: Path, run_ids: list[str]) -> None:
+    """Events and settings of ``run_ids`` in a server's events file, as `serve` stores them."""
+    store = SQLiteEventStore(str(path))
+    try:
+        for run_id in run_ids:
+            await store.save_meta(RunMeta(run_id, "counter", "key-abc", False, "api"))
+            await store.append(run_id, [StoredEvent(1, "run_started", b"{}")])
+    finally:
+        await store.close()
+
+
+def test_pruning_a_servers_file_deletes_its_events_too(here: Path, atdak: InProcess) -> None:
+    old_id = json.loads(atdak("run", "flows/counter.yaml", "--json").stdout)["run_id"]
+    new_id = json.loads(atdak("run", "flows/counter.yaml", "--json").stdout)["run_id"]
+    db = here / ".atdak" / "agents.db"
+    events = here / ".atdak" / "agents.events.db"  # the file `serve --database agents.db` keeps
+    asyncio.run(_server_events(events, [old_id, new_id]))
+
+    pruned = json.loads(atdak("runs", "prune", "--older-than", "0", "--json").stdout)
+    assert sorted(pruned["deleted"]) == sorted([old_id, new_id])
+    with sqlite3.connect(events) as conn:
+        for table in ("server_events", "server_runs"):
+            left = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+            assert left == (0,), table
+    assert db.exists()
