@@ -11,7 +11,14 @@ send chain — and sends over aiohttp with as little work per request as possibl
 - bodies are passed through undecoded (``auto_decompress=False``): httpx decodes a compressed
   body exactly as with any other transport;
 - aiohttp's errors become httpx's (``ConnectError``, ``ConnectTimeout``, ``ReadTimeout``,
-  ``ReadError``, ``PoolTimeout``), keeping the original as ``__cause__``.
+  ``ReadError``, ``PoolTimeout``), keeping the original as ``__cause__``;
+- a whole answer's read limit of :data:`~atdak_agents._timers.COARSE_FROM` seconds or more
+  (120 s by default) is kept on the event loop's coarse clock, not by aiohttp, which re-arms an
+  asyncio timer at every network read (two or three timers a request, each a heap push and a
+  clean-up: about a twentieth of an agent run's CPU at 64 runs at once). The limit is the
+  same: the answer must begin within it, and the rest of its body must not stall for longer;
+  it fires up to a :data:`~atdak_agents._timers.TICK` late, as every coarse limit does. A
+  stream keeps aiohttp's timer (its chunks are read by the caller).
 """
 
 from __future__ import annotations
@@ -24,11 +31,14 @@ from typing import Any
 import aiohttp
 import httpx
 
+from .._timers import COARSE_FROM, expired
+from .._timers import timeout as limit_scope
 from ._http import WholeResponse
 
 __all__ = ["AiohttpTransport"]
 
 _READ_SIZE = 64 * 1024
+_READ_TIMEOUT = "Timeout on reading data from socket"  # aiohttp's words for its read limit
 
 
 def _map_error(exc: BaseException) -> httpx.TransportError:
@@ -83,6 +93,27 @@ def _not_given(headers: list[tuple[str, str]]) -> tuple[str, ...] | None:
     return tuple(h for h in _OWN_HEADERS if h.lower() not in given) or None
 
 
+async def _whole_body(response: aiohttp.ClientResponse, read: float) -> bytes:
+    """The body of ``response``: at once when it came with the headers (as a small answer
+    does), else read as it arrives, no wait for more of it longer than ``read`` seconds."""
+    content = response.content
+    if content.is_eof():
+        return await response.read()
+    parts: list[bytes] = []
+    while True:
+        scope = limit_scope(read)
+        try:
+            async with scope:
+                part = await content.readany()
+        except asyncio.TimeoutError as exc:
+            if expired(scope):
+                raise httpx.ReadTimeout(_READ_TIMEOUT) from exc
+            raise
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """One aiohttp connection pool behind httpx's ``AsyncBaseTransport`` interface.
 
@@ -113,8 +144,11 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
         return self._session
 
-    def _timeout(self, limits: dict[str, float | None]) -> aiohttp.ClientTimeout:
-        key = (limits.get("connect"), limits.get("read"), limits.get("pool"))
+    def _timeout(
+        self, limits: dict[str, float | None], *, with_read: bool = True
+    ) -> aiohttp.ClientTimeout:
+        """aiohttp's limits (without the read limit unless ``with_read``), one object per set."""
+        key = (limits.get("connect"), limits.get("read") if with_read else None, limits.get("pool"))
         timeout = self._timeouts.get(key)
         if timeout is None:
             connect, read, pool = key
@@ -135,7 +169,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         url: str,
         headers: list[tuple[str, str]],
         body: bytes,
-        limits: dict[str, float | None],
+        timeout: aiohttp.ClientTimeout,
     ) -> Any:
         """aiohttp's awaitable for one request (the status and headers come with it)."""
         session = self._session or self._open()
@@ -145,7 +179,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             headers=headers,
             data=body or None,
             allow_redirects=False,
-            timeout=self._timeout(limits),
+            timeout=timeout,
             skip_auto_headers=self._skipped(headers),
         )
 
@@ -169,7 +203,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ) -> httpx.Response:
         """The same without building an ``httpx.Request`` first (the clients' own hot path)."""
         try:
-            response = await self._request(method, url, headers, body, limits)
+            response = await self._request(method, url, headers, body, self._timeout(limits))
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _map_error(exc) from exc
         return httpx.Response(
@@ -189,10 +223,43 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ) -> WholeResponse:
         """``POST`` ``body`` and read the whole answer (the connection is back in the pool when
         this returns)."""
+        read = limits.get("read")
+        if read is not None and read >= COARSE_FROM:
+            return await self._fetch_coarse(url, headers, body, limits, read)
         try:
-            response = await self._request("POST", url, headers, body, limits)
+            response = await self._request("POST", url, headers, body, self._timeout(limits))
             try:
                 content = await response.read()
+            finally:
+                response.release()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise _map_error(exc) from exc
+        return WholeResponse(response.status, response.raw_headers, content)
+
+    async def _fetch_coarse(
+        self,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        limits: dict[str, float | None],
+        read: float,
+    ) -> WholeResponse:
+        """:meth:`fetch` with the read limit on the coarse clock: the answer must begin within
+        ``read`` seconds, and each further wait for its body must end within them."""
+        try:
+            scope = limit_scope(read)
+            try:
+                async with scope:
+                    request = self._request(
+                        "POST", url, headers, body, self._timeout(limits, with_read=False)
+                    )
+                    response = await request
+            except asyncio.TimeoutError as exc:
+                if expired(scope):
+                    raise httpx.ReadTimeout(_READ_TIMEOUT) from exc
+                raise
+            try:
+                content = await _whole_body(response, read)
             finally:
                 response.release()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
