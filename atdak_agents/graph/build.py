@@ -95,6 +95,10 @@ class Graph:
         self.end_status = compiled.end_status
         self.successors = compiled.successors
         self.joins = compiled.joins
+        #: Whether some end marks a run failed (else a finished run never asks which end).
+        self.can_fail = "failed" in self.end_status.values()
+        #: Each node's task in a top-level run (shared: a task is never changed).
+        self.tasks = {name: Task(name, name) for name in self.runners}
         self.entry = spec.entry_node
         self.outputs = [(name, Expression(src)) for name, src in spec.outputs.items()]
         self._usage_limits = _usage_limits(spec.limits)  # (frozen: shared by the runs)

@@ -61,6 +61,7 @@ _STOPPED = TERMINAL | {"waiting", "interrupted"}  # statuses a run does not step
 #: No usage limit (a graph without limits gives its runs this one: checked by identity).
 NO_USAGE_LIMITS = UsageLimits()
 _MAX_ROUTER_CHAIN = 64
+_NOTHING: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -262,6 +263,15 @@ class Run:
     async def step(self) -> StepReport:
         """Run the next step and return what it did."""
         self._check_can_step()
+        ran = await self._advance_one()
+        if ran is None:  # stopped by a run-wide limit before or during it
+            return StepReport(self._step, [], [], self.status)
+        tasks, changed = ran
+        return StepReport(self._step, [t.path for t in tasks], changed, self.status, self.question)
+
+    async def _advance_one(self) -> tuple[Sequence[Task], list[str]] | None:
+        """One step: the tasks it ran and the state keys they changed (``None`` when a
+        run-wide limit stopped the run)."""
         if self.status == "interrupted":  # stepping on continues it: why it stopped is past
             self.status, self.reason = "running", None
             self._stale_error = self.checkpointer is not None
@@ -273,9 +283,9 @@ class Run:
                 await self._forget_stop()
             try:
                 if self._bounded:
-                    report = await self._step_within_limits()
+                    changed = await self._step_within_limits()
                 else:
-                    report = await self._run_step()
+                    changed = await self._run_step()
                 if self._usage_limited:
                     self.env.check_usage()
             except RunLockedError as exc:
@@ -284,7 +294,7 @@ class Run:
             except (UsageLimitExceeded, asyncio.TimeoutError) as exc:
                 reason = _limit_reason(exc, self._limits)
                 await self._interrupt(reason)
-                return StepReport(self._step, [], [], self.status)
+                return None
             except asyncio.CancelledError:
                 await self._interrupt("cancelled")
                 raise
@@ -294,7 +304,7 @@ class Run:
         finally:
             if token is not None:
                 _leave(token)
-        return report
+        return changed
 
     def _enter_root(self) -> Token[Scope | None] | None:
         """Someone listens: the nodes' spans need the run's span as their parent. The bus knows
@@ -310,7 +320,7 @@ class Run:
         try:
             while self.status not in _STOPPED:
                 try:
-                    await self.step()
+                    await self._advance_one()
                 except RunError:
                     break
             if self._leased and self.status in _STOPPED:
@@ -422,18 +432,16 @@ class Run:
         await self.checkpointer.create_run(record, owner=self._owner)
         self._leased = True
 
-    async def _step_within_limits(self) -> StepReport:
+    async def _step_within_limits(self) -> tuple[Sequence[Task], list[str]]:
         limits = self._limits
         if limits.steps is not None and self._step >= limits.steps:
             raise UsageLimitExceeded("steps", self._step + 1, limits.steps)
         if limits.wall_seconds is None:
-            report = await self._run_step()
-        else:
-            remaining = limits.wall_seconds - (time.monotonic() - self._started_at)
-            if remaining <= 0:
-                raise asyncio.TimeoutError
-            report = await asyncio.wait_for(self._run_step(), remaining)
-        return report
+            return await self._run_step()
+        remaining = limits.wall_seconds - (time.monotonic() - self._started_at)
+        if remaining <= 0:
+            raise asyncio.TimeoutError
+        return await asyncio.wait_for(self._run_step(), remaining)
 
     async def _acquire(self) -> None:
         assert self.checkpointer is not None
@@ -512,7 +520,7 @@ class Run:
 
     # ------------------------------------------------------------------ one step
 
-    async def _run_step(self) -> StepReport:
+    async def _run_step(self) -> tuple[Sequence[Task], list[str]]:
         number = self._step + 1
         if self._made_root is not None:
             self._made_root.step = number
@@ -538,7 +546,7 @@ class Run:
         if waiting or self._books["waiting"]:
             self._books["waiting"] = [t.path for t in waiting]
         self.status = "waiting" if waiting else ("running" if self.frontier else "done")
-        failed_end = self._failed_end() if self.status == "done" else None
+        failed_end = self._failed_end() if self.status == "done" and self.graph.can_fail else None
         if failed_end is not None:
             self.status = "failed"
         if changed and StateUpdated in self.env.bus.wanted:  # live views only, by default
@@ -554,7 +562,7 @@ class Run:
             usage = self.env.usage.totals()
             reason = "waiting for input"
             self._root.emit(RunInterrupted, reason=reason, question=self.question, usage=usage)
-        return StepReport(number, [t.path for t in tasks], changed, self.status, self.question)
+        return tasks, changed
 
     async def _journal(self, number: int) -> Journal:
         """The step's journal: the calls already made in it, by this runner or (after a
@@ -672,12 +680,13 @@ class Run:
     def _advance(self, tasks: Sequence[Task], waiting: Sequence[Task]) -> list[Task]:
         """The next frontier: tasks still waiting first, then successors in edge order."""
         frontier = list(waiting)
-        scheduled = {t.node for t in waiting} if waiting else set()
-        waiting_nodes = frozenset(scheduled)
+        scheduled = {t.node for t in waiting}
+        waiting_nodes = frozenset(scheduled) if waiting else _NOTHING
+        successors = self.graph.successors
         for task in tasks:
             if task.node in waiting_nodes:
                 continue
-            for target, join in self.graph.successors[task.node]:
+            for target, join in successors[task.node]:
                 self._reach(target, task.node, join, frontier, scheduled, 0)
         return frontier
 
@@ -704,7 +713,8 @@ class Run:
             return
         if target not in scheduled:
             scheduled.add(target)
-            frontier.append(Task(target, f"{self._prefix}{target}"))
+            prefix = self._prefix
+            frontier.append(Task(target, prefix + target) if prefix else graph.tasks[target])
 
     def _failed_end(self) -> str | None:
         """The end the run reached, when that end says the run failed."""

@@ -203,29 +203,35 @@ class FunctionRunner:
         return NodeOutcome(self._updates(ctx.path, result))
 
     def _arguments(self, ctx: NodeContext) -> dict[str, Any]:
-        params = self.params
-        if params == ("state",):
-            return {"state": ctx.state}
-        available = {"state": ctx.state, "inputs": ctx.env.inputs, "context": ctx, **ctx.names}
-        return {p: available[p] for p in params if p in available}
+        arguments: dict[str, Any] = {}
+        names = ctx.names
+        for param in self.params:
+            if param in names:  # local names (a map's ``item``) win over the run's own
+                arguments[param] = names[param]
+            elif param == "state":
+                arguments[param] = ctx.state
+            elif param == "inputs":
+                arguments[param] = ctx.env.inputs
+            elif param == "context":
+                arguments[param] = ctx
+        return arguments
 
     def _updates(self, path: str, result: Any) -> Mapping[str, Any] | None:
         if result is None:
             return None
-        if not isinstance(result, Mapping):
+        if type(result) is not dict and not isinstance(result, Mapping):
             raise NodeError(
                 path,
                 f"function {self.name!r} returned {type(result).__name__}; return a dict of "
                 f"state updates (keys: {', '.join(sorted(self.writes)) or 'declared state keys'})",
             )
-        if self.writes:
+        if self.writes and not self.writes.issuperset(result):
             extra = [k for k in result if k not in self.writes]
-            if extra:
-                raise NodeError(
-                    path,
-                    f"function {self.name!r} wrote {', '.join(map(repr, extra))}, which it does "
-                    f"not declare in `writes` ({', '.join(sorted(self.writes))})",
-                )
+            raise NodeError(
+                path,
+                f"function {self.name!r} wrote {', '.join(map(repr, extra))}, which it does "
+                f"not declare in `writes` ({', '.join(sorted(self.writes))})",
+            )
         return result
 
 
