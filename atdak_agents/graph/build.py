@@ -99,6 +99,17 @@ class Graph:
         self.can_fail = "failed" in self.end_status.values()
         #: Each node's task in a top-level run (shared: a task is never changed).
         self.tasks = {name: Task(name, name) for name in self.runners}
+        #: Where a node with one plain edge leads: the next node's task, or the end reached
+        #: (the engine routes every other node through its edges, routers and joins).
+        self.next_task: dict[str, Task] = {}
+        self.next_end: dict[str, str] = {}
+        for name, edges in self.successors.items():
+            if len(edges) == 1 and edges[0][1] is None:
+                target = edges[0][0]
+                if target in self.tasks:
+                    self.next_task[name] = self.tasks[target]
+                elif target in self.ends:
+                    self.next_end[name] = target
         self.entry = spec.entry_node
         self.outputs = [(name, Expression(src)) for name, src in spec.outputs.items()]
         self._usage_limits = _usage_limits(spec.limits)  # (frozen: shared by the runs)

@@ -679,6 +679,13 @@ class Run:
 
     def _advance(self, tasks: Sequence[Task], waiting: Sequence[Task]) -> list[Task]:
         """The next frontier: tasks still waiting first, then successors in edge order."""
+        if len(tasks) == 1 and not waiting and not self._prefix:  # one node, one plain edge?
+            graph, node = self.graph, tasks[0].node
+            if node in graph.next_task:
+                return [graph.next_task[node]]
+            if node in graph.next_end:
+                self._books["ended"].append(graph.next_end[node])
+                return []
         frontier = list(waiting)
         scheduled = {t.node for t in waiting}
         waiting_nodes = frozenset(scheduled) if waiting else _NOTHING
@@ -723,6 +730,8 @@ class Run:
         return last if last is not None and self.graph.end_status.get(last) == "failed" else None
 
     def _entry_frontier(self) -> list[Task]:
+        if not self._prefix and self.graph.entry in self.graph.tasks:
+            return [self.graph.tasks[self.graph.entry]]
         frontier: list[Task] = []
         self._reach(self.graph.entry, "", None, frontier, set(), 0)
         return frontier
