@@ -453,8 +453,19 @@ class _Loop:
             self._run_id = os.urandom(16).hex()  # 32 random hex digits, as uuid4().hex
         return self._run_id
 
+    def _context(self, call: ToolCall, steps: int) -> RunContext[Any] | None:
+        """The ``RunContext`` for ``call``; ``None`` when its tool would not read it (a plain
+        :class:`Tool` without a ``RunContext`` parameter, in a plain registry), so no run id
+        is made for a run whose tools never ask for it."""
+        tools = self.agent.tools
+        if type(tools) is ToolRegistry:
+            found = tools.get(call.name)
+            if type(found) is Tool and not found.takes_context:
+                return None
+        return RunContext(deps=self.deps, run_id=self.run_id(), step=steps, call=call)
+
     async def _run_tool(self, call: ToolCall, steps: int, index: int) -> ToolResult:
-        context = RunContext(deps=self.deps, run_id=self.run_id(), step=steps, call=call)
+        context = self._context(call, steps)
         tools = self.agent.tools
         here = current_scope()
         if (here is None or not here.bus.active) and current_journal() is None:

@@ -227,6 +227,45 @@ async def test_tools_see_one_run_id_per_run_traced_or_not() -> None:
     assert seen[2] == sink.events[0].run_id
 
 
+async def test_a_tool_that_may_read_the_context_gets_it_whatever_other_tools_do() -> None:
+    """Plain tools get no RunContext (they would not read it); a tool with a RunContext
+    parameter, or a Tool subclass with its own ``run``, gets one with the run's id."""
+    from atdak_agents.tools import Tool, ToolCall, ToolResult
+
+    seen: list[Any] = []
+
+    @tool
+    async def note(ctx: RunContext[str], text: str) -> str:
+        """Note a text."""
+        seen.append(("note", ctx.run_id, ctx.deps, ctx.step))
+        return "noted"
+
+    class Recorded(Tool[Any, Any]):
+        async def run(self, call: ToolCall, context: RunContext[Any] | None = None) -> ToolResult:
+            assert context is not None
+            seen.append(("recorded", context.run_id, context.deps, context.step))
+            return await super().run(call, context)
+
+    async def echo(text: str) -> str:
+        """Echo a text."""
+        return text
+
+    script = [
+        action(("add", {"a": 1, "b": 2})),
+        action(("note", {"text": "a"})),
+        action(("echo", {"text": "b"}), ("add", {"a": 3, "b": 4})),
+        "done",
+    ]
+    agent = Agent(MODEL, tools=[add, note, Recorded(echo)])
+    result = await agent.run("x", provider=ScriptedModel(script), deps="deps")
+    assert result.status == "done" and len(result.tool_calls) == 4
+    assert [(name, deps, step) for name, _, deps, step in seen] == [
+        ("note", "deps", 2),
+        ("recorded", "deps", 3),
+    ]
+    assert seen[0][1] == seen[1][1] and len(seen[0][1]) == 32
+
+
 async def test_a_summarizing_context_borrows_the_runs_own_endpoint() -> None:
     """``context="summarize"``: the summary is asked of the endpoint the run was given."""
     registry = default_registry.copy()
