@@ -358,8 +358,9 @@ class HistoryFitter:
         """Whether every strategy would leave ``history`` as it is, known without counting:
         each one changes only a history over the budget, and this one surely fits it
         (``None``: a strategy may change a history within the budget, so it was not asked)."""
-        if not all(getattr(s, "only_over_budget", False) for s in self.strategies):
-            return None
+        for strategy in self.strategies:  # (a loop: all() over a generator costs more)
+            if not getattr(strategy, "only_over_budget", False):
+                return None
         return self.counter.certainly_fits(history, budget.prompt_tokens, tools)
 
     def fit_sync(self, messages: Sequence[MessageLike], **options: Any) -> list[Message]:

@@ -9,6 +9,7 @@ that fails them. Any model name is accepted (OpenAI-compatible endpoints serve m
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -64,10 +65,16 @@ def check_request(request: ChatCompletionRequest, registry: ModelRegistry) -> No
     """Check an already built request against the contract's ranges and the model's window."""
     if not request.messages:
         raise InvalidParameterError("messages", request.messages, _MESSAGES)
+    stream = request.stream
+    if _BOUNDED(request) == _UNSET and (stream is None or stream is True or stream is False):
+        _check_model(request.model)  # no number to check (most requests): the model only
+        return
     _check_fields(request.model, {name: getattr(request, name) for name in _CHECKED}, registry)
 
 
 _CHECKED = (*RANGES, "max_tokens", "stream")  # fields of the request model: read, not dumped
+_BOUNDED = operator.attrgetter(*RANGES, "max_tokens")  # the numbers among them, as a tuple
+_UNSET = (None,) * (len(RANGES) + 1)
 
 
 def _check_fields(model: object, fields: Mapping[str, Any], registry: ModelRegistry) -> None:
