@@ -93,12 +93,9 @@ def _not_given(headers: list[tuple[str, str]]) -> tuple[str, ...] | None:
     return tuple(h for h in _OWN_HEADERS if h.lower() not in given) or None
 
 
-async def _whole_body(response: aiohttp.ClientResponse, read: float) -> bytes:
-    """The body of ``response``: at once when it came with the headers (as a small answer
-    does), else read as it arrives, no wait for more of it longer than ``read`` seconds."""
-    content = response.content
-    if content.is_eof():
-        return await response.read()
+async def _read_in_pieces(content: aiohttp.StreamReader, read: float) -> bytes:
+    """A body that did not come with its headers, read as it arrives: no wait for more of it
+    may last longer than ``read`` seconds."""
     parts: list[bytes] = []
     while True:
         scope = limit_scope(read)
@@ -222,44 +219,28 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         limits: dict[str, float | None],
     ) -> WholeResponse:
         """``POST`` ``body`` and read the whole answer (the connection is back in the pool when
-        this returns)."""
+        this returns). A long read limit is kept on the coarse clock (see the module's notes):
+        the answer must begin within it, and each further wait for its body end within it."""
         read = limits.get("read")
-        if read is not None and read >= COARSE_FROM:
-            return await self._fetch_coarse(url, headers, body, limits, read)
+        coarse = read if read is not None and read >= COARSE_FROM else None
         try:
-            response = await self._request("POST", url, headers, body, self._timeout(limits))
+            if coarse is None:
+                response = await self._request("POST", url, headers, body, self._timeout(limits))
+            else:
+                scope = limit_scope(coarse)
+                try:
+                    async with scope:
+                        timeout = self._timeout(limits, with_read=False)
+                        response = await self._request("POST", url, headers, body, timeout)
+                except asyncio.TimeoutError as exc:
+                    if expired(scope):
+                        raise httpx.ReadTimeout(_READ_TIMEOUT) from exc
+                    raise
             try:
-                content = await response.read()
-            finally:
-                response.release()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _map_error(exc) from exc
-        return WholeResponse(response.status, response.raw_headers, content)
-
-    async def _fetch_coarse(
-        self,
-        url: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        limits: dict[str, float | None],
-        read: float,
-    ) -> WholeResponse:
-        """:meth:`fetch` with the read limit on the coarse clock: the answer must begin within
-        ``read`` seconds, and each further wait for its body must end within them."""
-        try:
-            scope = limit_scope(read)
-            try:
-                async with scope:
-                    request = self._request(
-                        "POST", url, headers, body, self._timeout(limits, with_read=False)
-                    )
-                    response = await request
-            except asyncio.TimeoutError as exc:
-                if expired(scope):
-                    raise httpx.ReadTimeout(_READ_TIMEOUT) from exc
-                raise
-            try:
-                content = await _whole_body(response, read)
+                if coarse is None or response.content.is_eof():  # (a small answer: at once)
+                    content = await response.read()
+                else:
+                    content = await _read_in_pieces(response.content, coarse)
             finally:
                 response.release()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
