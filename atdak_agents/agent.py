@@ -137,6 +137,7 @@ class Agent:
         self.provider = provider
         self._index: ToolIndex = tool_index(self.tools)
         self._static_system: tuple[PromptTemplate | None, str] | None = None
+        self._system_message: Message | None = None
         fitter = (
             HistoryFitter.from_config(self.profile, context, chat_model=CURRENT_MODEL)
             if context
@@ -299,7 +300,14 @@ class Agent:
 
     def _system(self, variables: Mapping[str, Any]) -> list[Message]:
         text = self._system_text(variables)
-        return [Message(role="system", content=text)] if text else []
+        if not text:
+            return []
+        # The same text as last run (static instructions): the same message, as the tool
+        # protocol's system copy is (messages are never edited in place: see HistoryFitter).
+        last = self._system_message
+        if last is None or last.content is not text:
+            last = self._system_message = Message(role="system", content=text)
+        return [last]
 
     def _system_text(self, variables: Mapping[str, Any]) -> str:
         # Instructions without template syntax render to the same text every time: keep it

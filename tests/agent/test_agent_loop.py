@@ -266,6 +266,27 @@ async def test_a_tool_that_may_read_the_context_gets_it_whatever_other_tools_do(
     assert seen[0][1] == seen[1][1] and len(seen[0][1]) == 32
 
 
+async def test_the_system_message_follows_the_instructions_from_run_to_run() -> None:
+    """Static instructions: every run sends them (the same message object may be reused, never
+    edited); templated ones are rendered for each run's variables."""
+    static = Agent(MODEL, "Be brief.")
+    model = ScriptedModel(["one", "two"])
+    first = await static.run("a", provider=model)
+    second = await static.run("b", provider=model)
+    sent = [[(m.role, m.text) for m in r.messages] for r in model.requests]
+    assert sent == [
+        [("system", "Be brief."), ("user", "a")],
+        [("system", "Be brief."), ("user", "b")],
+    ]
+    assert [m.role for m in first.messages + second.messages] == ["user", "assistant"] * 2
+    assert all(not m.metadata for r in model.requests for m in r.messages if m.role == "system")
+    templated = Agent(MODEL, "Greet {{ name }}.")
+    model = ScriptedModel(["hi Ann", "hi Bo"])
+    await templated.run("a", provider=model, variables={"name": "Ann"})
+    await templated.run("b", provider=model, variables={"name": "Bo"})
+    assert [r.messages[0].text for r in model.requests] == ["Greet Ann.", "Greet Bo."]
+
+
 async def test_a_summarizing_context_borrows_the_runs_own_endpoint() -> None:
     """``context="summarize"``: the summary is asked of the endpoint the run was given."""
     registry = default_registry.copy()
