@@ -84,6 +84,13 @@ class StateSchema:
             name: _reducer_of(spec, resolve) for name, spec in self.keys.items()
         }
         self.typed = {name: spec.type for name, spec in self.keys.items() if spec.type != "any"}
+        # per typed key: the Python type(s) its values must have, and whether a bool is refused
+        # (one lookup per update, not a check_type call)
+        self._checks = {
+            name: (_PYTHON_TYPES[declared], declared in ("integer", "number"))
+            for name, declared in self.typed.items()
+            if declared in _PYTHON_TYPES
+        }
         # when no key's initial value can change (numbers, text, None...), a fresh state is a
         # copy of this dict; otherwise each key gets its own new or copied value
         self._fixed = {name: spec.default for name, spec in self.keys.items() if _immutable(spec)}
@@ -98,18 +105,23 @@ class StateSchema:
 
     def apply(self, state: dict[str, Any], node: str, updates: Mapping[str, Any]) -> list[str]:
         """Merge one node's ``updates`` into ``state`` in place; returns the keys written."""
-        reducers = self.reducers
+        reducers, checks = self.reducers, self._checks
         for key, value in updates.items():
             reducer = reducers.get(key)
             if reducer is None:
                 raise NodeError(node, self._undeclared(key))
-            try:
-                new = reducer(state.get(key), value)
-            except (TypeError, ValueError) as exc:
-                raise NodeError(node, f"cannot update state key {key!r}: {exc}") from exc
-            declared = self.typed.get(key)
-            if declared is not None and not check_type(declared, new):
-                raise NodeError(node, _mistyped(key, declared, new))
+            if reducer is _replace:
+                new = value
+            else:
+                try:
+                    new = reducer(state.get(key), value)
+                except (TypeError, ValueError) as exc:
+                    raise NodeError(node, f"cannot update state key {key!r}: {exc}") from exc
+            check = checks.get(key)
+            if check is not None and new is not None:
+                expected, refuses_bool = check
+                if not isinstance(new, expected) or (refuses_bool and type(new) is bool):
+                    raise NodeError(node, _mistyped(key, self.typed[key], new))
             state[key] = new
         return list(updates)
 

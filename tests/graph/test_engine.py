@@ -228,6 +228,32 @@ async def test_undeclared_write_is_an_error_not_dropped() -> None:
     assert "wrote state key 'y', which is not declared" in (result.error or "")
 
 
+@pytest.mark.parametrize(
+    ("kind", "written", "fits"),
+    [
+        (int, "3", False),
+        (int, True, False),  # a bool is not a number here, though Python says it is an int
+        (float, True, False),
+        (float, 3, True),  # an integer is a number
+        (int, None, True),  # None fits every key
+        (str, 3, False),
+        (list, (1, 2), True),
+        (dict, [("a", 1)], False),
+    ],
+)
+async def test_a_wrong_type_write_fails_the_run(kind: type, written: Any, fits: bool) -> None:
+    g = GraphBuilder("typed")
+    g.state("x", kind)
+    g.function("write", lambda: {"x": written}, writes=["x"])
+    g.chain("write", "end")
+    result = await g.build().run()
+    if fits:
+        assert result.status == "done" and result.state["x"] == written
+    else:
+        assert result.status == "failed"
+        assert "to state key 'x', which is declared" in (result.error or "")
+
+
 async def test_step_limit_interrupts_resumably(counter: GraphBuilder) -> None:
     counter.limits(steps=3)
     result = await counter.build().run()
