@@ -18,7 +18,8 @@ send chain — and sends over aiohttp with as little work per request as possibl
   clean-up: about a twentieth of an agent run's CPU at 64 runs at once). The limit is the
   same: the answer must begin within it, and the rest of its body must not stall for longer;
   it fires up to a :data:`~atdak_agents._timers.TICK` late, as every coarse limit does. A
-  stream keeps aiohttp's timer (its chunks are read by the caller).
+  request that may wait for a free connection (as many in flight as the pool allows), and a
+  stream (its chunks are read by the caller), keep aiohttp's timer.
 """
 
 from __future__ import annotations
@@ -62,10 +63,11 @@ def _map_error(exc: BaseException) -> httpx.TransportError:
 class _ResponseStream(httpx.AsyncByteStream):
     """The body of an aiohttp response as httpx's async byte stream."""
 
-    __slots__ = ("_response",)
+    __slots__ = ("_owner", "_response")
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, owner: AiohttpTransport) -> None:
         self._response = response
+        self._owner: AiohttpTransport | None = owner  # whose count of requests it is in
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         content = self._response.content
@@ -80,6 +82,9 @@ class _ResponseStream(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self._response.release()
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner._busy -= 1
 
 
 _OWN_HEADERS = ("User-Agent", "Content-Type")  # aiohttp would add its own when not given
@@ -124,6 +129,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._keepalive = keepalive
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[Any, ...], aiohttp.ClientTimeout] = {}
+        # Requests sent or waiting for a connection, streams until closed: while there are no
+        # more than connections, none waits for one (so a coarse read limit starts at sending)
+        self._busy = 0
         # the header list a client sends with every request, and the headers it leaves out
         self._usual: tuple[tuple[tuple[str, str], ...], tuple[str, ...] | None] = ((), None)
 
@@ -199,14 +207,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         request: httpx.Request | None = None,
     ) -> httpx.Response:
         """The same without building an ``httpx.Request`` first (the clients' own hot path)."""
+        self._busy += 1  # until the stream is closed
         try:
             response = await self._request(method, url, headers, body, self._timeout(limits))
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _map_error(exc) from exc
+        except BaseException as exc:
+            self._busy -= 1
+            if isinstance(exc, (aiohttp.ClientError, asyncio.TimeoutError)):
+                raise _map_error(exc) from exc
+            raise
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=_ResponseStream(response),
+            stream=_ResponseStream(response, self),
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
         )
@@ -220,9 +232,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ) -> WholeResponse:
         """``POST`` ``body`` and read the whole answer (the connection is back in the pool when
         this returns). A long read limit is kept on the coarse clock (see the module's notes):
-        the answer must begin within it, and each further wait for its body end within it."""
+        the answer must begin within it, and each further wait for its body end within it —
+        unless the request may have to wait for a free connection (a wait that is not the
+        server's silence): then aiohttp keeps it, from the moment the request is written."""
         read = limits.get("read")
-        coarse = read if read is not None and read >= COARSE_FROM else None
+        self._busy += 1
+        free = self._max_connections is None or self._busy <= self._max_connections
+        coarse = read if read is not None and read >= COARSE_FROM and free else None
         try:
             if coarse is None:
                 response = await self._request("POST", url, headers, body, self._timeout(limits))
@@ -245,6 +261,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 response.release()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _map_error(exc) from exc
+        finally:
+            self._busy -= 1
         return WholeResponse(response.status, response.raw_headers, content)
 
     async def aclose(self) -> None:
