@@ -6,7 +6,7 @@ Pure arithmetic: no I/O, no provider knowledge. Costs are computed by whoever kn
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from .exceptions import UsageLimitExceeded
 
@@ -91,8 +91,17 @@ class UsageLimits:
     max_tool_calls: int | None = None
     max_cost: float | None = None
 
+    # no limit at all (most runs): check() returns at once
+    _unlimited: bool = field(default=False, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        limits = (getattr(self, f.name) for f in fields(self) if f.name.startswith("max_"))
+        object.__setattr__(self, "_unlimited", all(limit is None for limit in limits))
+
     def check(self, usage: RunUsage) -> None:
         """Raise when ``usage`` is over any limit."""
+        if self._unlimited:
+            return
         pairs: tuple[tuple[str, float | None, float | None], ...] = (
             ("requests", usage.requests, self.max_requests),
             ("input tokens", usage.input_tokens, self.max_input_tokens),
