@@ -136,32 +136,39 @@ class EventBus:
     redactor when the first sink or subscriber arrives.
     """
 
-    __slots__ = (
-        "_by_name",
-        "_finished",
-        "_finished_lines",
-        "_line_sinks",
-        "_line_types",
-        "_object_sinks",
-        "_object_types",
-        "_private",
-        "_redactor_for",
-        "_routes",
-        "_seq",
-        "_sinks",
-        "_span_base",
-        "_span_prefix",
-        "_spans",
-        "_started",
-        "_subscribers",
-        "_tokens",
-        "active",
-        "content",
-        "redactor",
-        "root",
-        "run_id",
-        "wanted",
-    )
+    # What a bus starts with: class attributes, not set per run (most runs never have a sink
+    # or a subscriber, and a run's start is on every call's path). Sinks, subscribers and
+    # published events give a bus its own values.
+    content = True
+    redactor: Redactor | None = None
+    _redactor_for: Callable[[], Redactor] | None = None  # makes it when someone first listens
+    _private = False  # contents dropped or masked
+    # (no lists until a sink or subscriber comes: the first replaces these)
+    _sinks: list[Sink] = _NONE
+    _line_sinks: list[LineSink] = _NONE
+    _line_types: list[frozenset[str]] = _NONE
+    _object_sinks: list[Sink] = _NONE
+    _object_types: list[frozenset[str]] = _NONE
+    _subscribers: list[Subscription] = _NONE
+    _seq = 0
+    # span ids: a counter under 32 random high bits, drawn at the first span (a resumed run's
+    # new bus starts afresh)
+    _span_base = 0
+    _span_prefix = ""
+    _spans = 0
+    _routes: dict[type[EventBase], Route] = EMPTY.by_class
+    _by_name: dict[str, Route] = EMPTY.by_name
+    #: The event types someone wants (emitters skip the rest before building anything).
+    wanted: frozenset[object] = EMPTY.wanted
+    active = False
+    _started: Route | None = None
+    _finished: Route | None = None
+    # the line sinks' write_line, when only line sinks take node_finished
+    _finished_lines: list[Callable[[bytes], None]] | None = None
+    _tokens = False
+    #: The run's root scope, set by whoever runs it: the parent of a node entered while no
+    #: scope of this run is current.
+    root: Scope | None = None
 
     def __init__(
         self,
@@ -174,37 +181,16 @@ class EventBus:
         redactor_for: Callable[[], Redactor] | None = None,
     ) -> None:
         self.run_id = run_id
-        self.content = content
-        self.redactor = redactor
-        # made when someone first listens (a run nobody listens to never needs it)
-        self._redactor_for = redactor_for if redactor is None else None
-        self._private = redactor is not None or not content  # contents dropped or masked
-        # (no lists until a sink or subscriber comes: most runs never have one)
-        self._sinks: list[Sink] = _NONE
-        self._line_sinks: list[LineSink] = _NONE
-        self._line_types: list[frozenset[str]] = _NONE
-        self._object_sinks: list[Sink] = _NONE
-        self._object_types: list[frozenset[str]] = _NONE
-        self._subscribers: list[Subscription] = _NONE
-        self._seq = first_seq
-        # span ids: a counter under 32 random high bits, drawn at the first span (a resumed
-        # run's new bus starts afresh)
-        self._span_base = 0
-        self._span_prefix = ""
-        self._spans = 0
-        self._routes: dict[type[EventBase], Route] = EMPTY.by_class
-        self._by_name: dict[str, Route] = EMPTY.by_name
-        #: The event types someone wants (emitters skip the rest before building anything).
-        self.wanted: frozenset[object] = EMPTY.wanted
-        self.active = False
-        self._started: Route | None = None
-        self._finished: Route | None = None
-        # the line sinks' write_line, when only line sinks take node_finished
-        self._finished_lines: list[Callable[[bytes], None]] | None = None
-        self._tokens = False
-        #: The run's root scope, set by whoever runs it: the parent of a node entered while no
-        #: scope of this run is current.
-        self.root: Scope | None = None
+        if first_seq:
+            self._seq = first_seq
+        if redactor is not None:
+            self.redactor = redactor
+            self._private = True
+        elif redactor_for is not None:
+            self._redactor_for = redactor_for
+        if not content:
+            self.content = False
+            self._private = True
         if sinks:
             for sink in sinks:
                 self._add(sink)
