@@ -125,37 +125,22 @@ def runner_id() -> str:
 class Run:
     """One execution of a graph, advanced step by step. Create with ``graph.start(...)``."""
 
-    # (slots: a run in flight is smaller, and its attributes quicker to reach)
-    __slots__ = (
-        "_books",
-        "_bounded",
-        "_calls_unknown",
-        "_driver",
-        "_leased",
-        "_limits",
-        "_made_root",
-        "_owner_id",
-        "_pending",
-        "_prefix",
-        "_renewal",
-        "_renewing",
-        "_resumed",
-        "_shared_journal",
-        "_stale_error",
-        "_started_at",
-        "_step",
-        "_usage_limited",
-        "checkpointer",
-        "env",
-        "error",
-        "frontier",
-        "graph",
-        "id",
-        "question",
-        "reason",
-        "state",
-        "status",
-    )
+    # What a run starts with unless told otherwise: class attributes, not set per run (most
+    # runs never change them, and a run's start is on every call's path).
+    question: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    _owner_id: str | None = None
+    _made_root: Scope | None = None  # the run's span, made when first needed
+    _resumed = False  # restored from checkpoints: announce it at the first step
+    _stale_error = False  # the store still says why it stopped: clear it when it goes on
+    _driver: asyncio.Task[RunResult] | None = None
+    _shared_journal: Journal | None = None  # a subgraph's: its parent's step journal
+    _leased = False  # this runner holds the run's lease in the checkpointer
+    _calls_unknown = False  # another runner may have journaled calls of the next step
+    _pending: Journal | None = None  # the journal of the step being attempted
+    _renewal: asyncio.TimerHandle | None = None
+    _renewing: asyncio.Future[None] | None = None  # the latest renewal, kept alive
 
     def __init__(
         self,
@@ -180,28 +165,16 @@ class Run:
         self.frontier = frontier
         self.status = status
         self.checkpointer = checkpointer
-        self.question: str | None = None
-        self.reason: str | None = None
-        self.error: str | None = None
         self._step = step
         self._prefix = path_prefix
         self._limits = limits = limits or graph.spec.limits
         self._bounded = limits.steps is not None or limits.wall_seconds is not None
         self._books = bookkeeping if bookkeeping is not None else empty_books()
-        self._owner_id: str | None = None
         self._started_at = time.monotonic()
         ceilings = env.usage_limits
         self._usage_limited = ceilings is not NO_USAGE_LIMITS and ceilings != NO_USAGE_LIMITS
-        self._made_root: Scope | None = None  # the run's span, made when first needed
-        self._resumed = False  # restored from checkpoints: announce it at the first step
-        self._stale_error = False  # the store still says why it stopped: clear it when it goes on
-        self._driver: asyncio.Task[RunResult] | None = None
-        self._shared_journal = journal
-        self._leased = False  # this runner holds the run's lease in the checkpointer
-        self._calls_unknown = False  # another runner may have journaled calls of the next step
-        self._pending: Journal | None = None  # the journal of the step being attempted
-        self._renewal: asyncio.TimerHandle | None = None
-        self._renewing: asyncio.Future[None] | None = None  # the latest renewal, kept alive
+        if journal is not None:
+            self._shared_journal = journal
         env.answers = self._books["answers"]
 
     # ------------------------------------------------------------------ public API
