@@ -120,16 +120,19 @@ async def seconds_per_run(mode: Mode, graph: Graph, repeat: int) -> float:
     return (time.process_time() - started) / repeat
 
 
-def bare_seconds(length: int) -> float:
-    run = bare(length)
-    repeat = max(1, int(20_000 / length))
+def best_seconds(call: Callable[[], object], repeat: int) -> float:
+    """Seconds per call of ``call`` (CPU time), the best of the rounds of ``repeat`` calls."""
     best = float("inf")
     for _ in range(ROUNDS):
         started = time.process_time()
         for _ in range(repeat):
-            run()
+            call()
         best = min(best, (time.process_time() - started) / repeat)
     return best
+
+
+def bare_seconds(length: int) -> float:
+    return best_seconds(bare(length), max(1, int(20_000 / length)))
 
 
 async def samples(length: int, all_modes: dict[str, Mode], rounds: int) -> dict[str, list[float]]:
@@ -199,17 +202,8 @@ def bare_line_seconds() -> float:
         if len(buffer) > 1 << 16:
             buffer.clear()
 
-    repeat = 20_000
-    best = float("inf")
-    for _ in range(ROUNDS):
-        started = time.process_time()
-        for _ in range(repeat):
-            one_node()
-        best = min(best, (time.process_time() - started) / repeat)
-    started = time.process_time()
-    for _ in range(repeat):
-        node_updates.copy()  # the loop and a call: not part of the line
-    return best - (time.process_time() - started) / repeat
+    # (less the loop and a call, which are not part of the line)
+    return best_seconds(one_node, 20_000) - best_seconds(node_updates.copy, 20_000)
 
 
 def table(results: dict[int, dict[str, float]], baseline: str) -> bool:

@@ -148,6 +148,17 @@ async def test_a_body_that_stalls_times_out_as_with_aiohttps_timer(
     assert 0.3 <= coarse_took < 1.5 and 0.3 <= exact_took < 1.5
 
 
+def one_connection(server: LocalAtdakServer) -> AsyncAtdakClient:
+    """A client with a pool of one connection and a 0.3 s read limit."""
+    return AsyncAtdakClient(
+        api_key=server.api_key,
+        base_url=server.base_url,
+        timeout=Timeouts(connect=1.0, read=0.3, total=10.0),
+        max_retries=0,
+        max_connections=1,
+    )
+
+
 @pytest.mark.usefixtures("coarse")
 async def test_a_wait_for_a_pooled_connection_is_not_silence(
     atdak_server: LocalAtdakServer,
@@ -155,14 +166,7 @@ async def test_a_wait_for_a_pooled_connection_is_not_silence(
     """With every connection busy a request waits for one; that wait is not the server's
     silence (aiohttp's timer starts once the request is written), whatever its length."""
     atdak_server.responder = [Reply(text=f"answer {i}", delay=0.25) for i in range(3)]
-    timeouts = Timeouts(connect=1.0, read=0.3, total=10.0)
-    async with AsyncAtdakClient(
-        api_key=atdak_server.api_key,
-        base_url=atdak_server.base_url,
-        timeout=timeouts,
-        max_retries=0,
-        max_connections=1,
-    ) as client:
+    async with one_connection(atdak_server) as client:
         answers = await asyncio.gather(
             *(client.chat.completions.create(model="m", messages=USER) for _ in range(3))
         )
@@ -173,14 +177,7 @@ async def test_a_wait_for_a_pooled_connection_is_not_silence(
 async def test_a_wait_behind_an_open_stream_is_not_silence(atdak_server: LocalAtdakServer) -> None:
     # four chunks 0.2 s apart: the stream holds the only connection for 0.8 s
     atdak_server.responder = [Reply(text="streamed", chunk_size=2, chunk_delay=0.2), "whole"]
-    timeouts = Timeouts(connect=1.0, read=0.3, total=10.0)
-    async with AsyncAtdakClient(
-        api_key=atdak_server.api_key,
-        base_url=atdak_server.base_url,
-        timeout=timeouts,
-        max_retries=0,
-        max_connections=1,
-    ) as client:
+    async with one_connection(atdak_server) as client:
         stream = await client.chat.completions.create(model="m", messages=USER, stream=True)
         waiting = asyncio.ensure_future(client.chat.completions.create(model="m", messages=USER))
         await asyncio.sleep(0.45)  # longer than the read limit
