@@ -20,7 +20,6 @@ never a hang.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -30,6 +29,7 @@ from pydantic import BaseModel
 if TYPE_CHECKING:
     from .providers.client import AsyncAtdakClient
 
+from ._ids import new_run_id
 from .calls import CURRENT_MODEL, ModelSettings, call_model
 from .context.history import HistoryFitter
 from .exceptions import InvalidParameterError, UsageError, UsageLimitExceeded
@@ -190,7 +190,7 @@ class Agent:
             )
         if not sinks:  # inside a traced run its scope is current; else nobody listens
             return await self._run(input, session_id, provider, variables, deps, usage, run_id)
-        bus = EventBus(run_id or os.urandom(16).hex(), sinks)
+        bus = EventBus(run_id or new_run_id(), sinks)
         try:
             return await self._run_traced(bus, input, session_id, provider, variables, deps, usage)
         finally:
@@ -458,7 +458,7 @@ class _Loop:
         if here is not None:
             return here.run_id
         if not self._run_id:
-            self._run_id = os.urandom(16).hex()  # 32 random hex digits, as uuid4().hex
+            self._run_id = new_run_id()
         return self._run_id
 
     def _context(self, call: ToolCall, steps: int) -> RunContext[Any] | None:
@@ -564,7 +564,7 @@ class AgentStream:
         self._agent = agent
         self._input = input
         self._options = dict(options)
-        self._bus = EventBus(os.urandom(16).hex(), self._options.pop("sinks", ()))
+        self._bus = EventBus(new_run_id(), self._options.pop("sinks", ()))
         self._subscription = self._bus.subscribe(include=include, exclude=exclude)
         self.result: AgentResult | None = None
 

@@ -14,6 +14,7 @@ LAYERS: dict[str, int] = {
     "__init__": 5,
     "exceptions": 0,
     "_types": 0,
+    "_ids": 0,  # run ids (graph, agent and served runs)
     "_sqlite": 0,  # SQLite under asyncio, shared by the memory store and the checkpointer
     "_timers": 0,  # long time limits on one coarse clock per event loop (model and tool calls)
     "messages": 0,
