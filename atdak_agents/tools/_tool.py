@@ -158,13 +158,7 @@ class Tool(Generic[P, R]):
         except ValidationError as exc:
             return self._error(call, "invalid_arguments", self._explain(exc), started)
         try:
-            running: Awaitable[Any]
-            if self.is_async and self._signature.context_param is None:
-                function = typing.cast(Callable[..., Awaitable[Any]], self.function)
-                running = function(**kwargs)  # the tool's own coroutine, not wrapped
-            else:
-                running = self._invoke(call, kwargs, context)
-            finished, value = await _within(running, self.timeout)
+            finished, value = await _within(self._call(call, kwargs, context), self.timeout)
         except ModelRetry as exc:
             return self._error(call, "retry", exc.message, started)
         except ToolExecutionError:
@@ -183,16 +177,18 @@ class Tool(Generic[P, R]):
             call.id, self.name, content, value=value, truncated=truncated, duration=_since(started)
         )
 
-    async def _invoke(
+    def _call(
         self, call: ToolCall, kwargs: dict[str, Any], context: RunContext[Any] | None
-    ) -> Any:
+    ) -> Awaitable[Any]:
+        """What to await for the call: an async tool's own coroutine (not wrapped in another),
+        or a sync tool's run in a thread; with its ``RunContext`` when it takes one."""
         context_param = self._signature.context_param
         if context_param is not None:
             ctx = dataclasses.replace(context or RunContext(deps=None), call=call)
             kwargs = {context_param: ctx, **kwargs}
         if self.is_async:
-            return await typing.cast(Callable[..., Awaitable[Any]], self.function)(**kwargs)
-        return await _in_thread(self.function, kwargs)
+            return typing.cast(Callable[..., Awaitable[Any]], self.function)(**kwargs)
+        return _in_thread(self.function, kwargs)
 
     def _error(self, call: ToolCall, kind: ErrorKind, text: str, started: float) -> ToolResult:
         content, truncated = cap_output(text, self.max_output_tokens)
