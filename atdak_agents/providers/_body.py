@@ -20,8 +20,9 @@ from ._wire import ChatCompletionRequest
 
 __all__ = ["request_json"]
 
+_Kinds = tuple[tuple[str, type], ...]
 # The optional fields, in the order pydantic writes them, with the one type each may hold.
-_OPTIONAL: tuple[tuple[str, type], ...] = (
+_OPTIONAL: _Kinds = (
     ("temperature", float),
     ("max_tokens", int),
     ("stream", bool),
@@ -29,6 +30,10 @@ _OPTIONAL: tuple[tuple[str, type], ...] = (
     ("frequency_penalty", float),
     ("presence_penalty", float),
 )
+
+
+# A message's optional texts, in the order pydantic writes them.
+_MESSAGE_TEXTS: _Kinds = (("content", str), ("name", str), ("tool_call_id", str))
 
 
 def request_json(request: ChatCompletionRequest) -> bytes:
@@ -63,13 +68,7 @@ def _plain_body(request: ChatCompletionRequest) -> dict[str, Any] | None:
             return None
         messages.append(wire)
     body: dict[str, Any] = {"model": model, "messages": messages}
-    for name, kind in _OPTIONAL:
-        value = fields[name]
-        if value is not None:
-            if type(value) is not kind:
-                return None
-            body[name] = value
-    return body
+    return body if _copy_set(fields, _OPTIONAL, body) else None
 
 
 def _plain_message(message: Any) -> dict[str, str] | None:
@@ -81,10 +80,16 @@ def _plain_message(message: Any) -> dict[str, str] | None:
     if type(role) is not str or fields["tool_calls"] is not None:
         return None
     wire = {"role": role}
-    for name in ("content", "name", "tool_call_id"):
+    return wire if _copy_set(fields, _MESSAGE_TEXTS, wire) else None
+
+
+def _copy_set(fields: dict[str, Any], kinds: _Kinds, into: dict[str, Any]) -> bool:
+    """Copy the fields among ``kinds`` that are set (not ``None``) into ``into``; ``False``
+    when one holds another type than its own (pydantic must write that body)."""
+    for name, kind in kinds:
         value = fields[name]
         if value is not None:
-            if type(value) is not str:
-                return None
-            wire[name] = value
-    return wire
+            if type(value) is not kind:
+                return False
+            into[name] = value
+    return True
