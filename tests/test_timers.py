@@ -15,7 +15,7 @@ import pytest
 from atdak_agents import _timers
 from atdak_agents.exceptions import APITimeoutError
 from atdak_agents.testing import LocalAtdakServer, Reply
-from atdak_agents.tools import tool
+from atdak_agents.tools import ToolCall, tool
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="coarse limits need 3.11")
 
@@ -99,8 +99,6 @@ async def test_a_hanging_tool_with_a_long_timeout_is_cancelled_on_the_coarse_clo
             cancelled.set()
             raise
         return "never"
-
-    from atdak_agents.tools import ToolCall
 
     started = time.monotonic()
     result = await hang.run(ToolCall("call_1", "hang", {}))

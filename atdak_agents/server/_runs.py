@@ -413,7 +413,12 @@ class RunManager:
 
     def _check_not_deleting(self, run_id: str) -> None:
         if run_id in self._deleting:
-            raise HTTPError(409, f"run {run_id} is being deleted", code="run_deleting")
+            raise HTTPError(
+                409,
+                f"run {run_id} is being deleted; it is gone once that delete returns (GET "
+                f"/v1/runs/{run_id} then answers 404): start a new run instead",
+                code="run_deleting",
+            )
 
     # ------------------------------------------------------------------ reading
 
