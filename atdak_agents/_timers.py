@@ -73,12 +73,22 @@ class Clock:
         self._handle = self._loop.call_later(TICK, self._fire) if due else None
 
 
+_last: Clock | None = None
+"""The clock :func:`clock` gave last: most programs run one loop, whose clock is then found
+without a registry look-up (a ``WeakKeyDictionary.get`` is a Python call)."""
+
+
 def clock() -> Clock:
     """The coarse clock of the running event loop."""
+    global _last
     loop = asyncio.get_running_loop()
+    last = _last
+    if last is not None and last._loop is loop:
+        return last
     found = _CLOCKS.get(loop)
     if found is None:
         found = _CLOCKS[loop] = Clock(loop)
+    _last = found
     return found
 
 

@@ -121,3 +121,22 @@ async def test_a_model_call_past_its_long_total_limit_times_out(
                 model="atdak-gpt-4", messages=[{"role": "user", "content": "hi"}]
             )
     assert 0.3 <= time.monotonic() - started < 0.5
+
+
+def test_each_loop_keeps_its_own_clock_whichever_ran_last() -> None:
+    # clock() remembers the clock it gave last: a loop that runs after another one must still
+    # get its own clock, the one it had before.
+    async def clocks() -> tuple[_timers.Clock, _timers.Clock]:
+        return _timers.clock(), _timers.clock()
+
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        a1, a2 = first.run_until_complete(clocks())
+        b1, b2 = second.run_until_complete(clocks())
+        a3, _ = first.run_until_complete(clocks())
+    finally:
+        first.close()
+        second.close()
+    assert a1 is a2 is a3 and b1 is b2
+    assert a1 is not b1
+    assert a1._loop is first and b1._loop is second
