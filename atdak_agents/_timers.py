@@ -144,16 +144,22 @@ if sys.version_info >= (3, 11):
                 self._state = 3
 
 
-def timeout(seconds: float | None) -> Any:
-    """An async context manager that cancels its block after ``seconds`` (``None``: never),
-    like ``asyncio.timeout``; a long limit is kept on the loop's coarse clock."""
-    if sys.version_info >= (3, 11):
+if sys.version_info >= (3, 11):  # (decided once: timeout() is called for every model call)
+
+    def timeout(seconds: float | None) -> Any:
+        """An async context manager that cancels its block after ``seconds`` (``None``: never),
+        like ``asyncio.timeout``; a long limit is kept on the loop's coarse clock."""
         if seconds is not None and seconds >= COARSE_FROM:
             return _CoarseTimeout(seconds)
         return asyncio.timeout(seconds)
-    from async_timeout import timeout as fallback  # type: ignore[import-not-found]
 
-    return fallback(seconds)  # aiohttp's own dependency on Python 3.10
+else:
+    from async_timeout import timeout as _fallback  # type: ignore[import-not-found]
+
+    def timeout(seconds: float | None) -> Any:
+        """An async context manager that cancels its block after ``seconds`` (``None``: never):
+        ``async_timeout``'s, aiohttp's own dependency on Python 3.10."""
+        return _fallback(seconds)
 
 
 def expired(scope: Any) -> bool:
