@@ -100,13 +100,15 @@ if sys.version_info >= (3, 11):
 
         __slots__ = ("_cancelling", "_clock", "_seconds", "_state", "_task", "_when")
 
+        # Set on entering (a scope is made for every model and tool call, and entered at once):
+        _task: asyncio.Task[Any]
+        _cancelling: int  # the task's cancel requests from elsewhere, when it entered
+        _clock: Clock
+        _when: float  # loop time
+
         def __init__(self, seconds: float) -> None:
             self._seconds = seconds
-            self._when = 0.0  # set on entering, from the loop's clock
             self._state = 0  # 0 entered or not yet, 1 expiring, 2 expired, 3 exited
-            self._task: asyncio.Task[Any] | None = None
-            self._cancelling = 0
-            self._clock: Clock | None = None
 
         def expired(self) -> bool:
             """Whether the limit was reached (the block was cancelled for it)."""
@@ -124,7 +126,6 @@ if sys.version_info >= (3, 11):
             return self
 
         def _expire(self) -> None:
-            assert self._task is not None
             self._state = 1
             self._task.cancel()
 
@@ -134,7 +135,6 @@ if sys.version_info >= (3, 11):
             error: BaseException | None,
             traceback: TracebackType | None,
         ) -> None:
-            assert self._task is not None and self._clock is not None
             self._clock.forget(self)
             if self._state == 1:
                 self._state = 2
