@@ -187,7 +187,8 @@ class Tool(Generic[P, R]):
             ctx = dataclasses.replace(context or RunContext(deps=None), call=call)
             kwargs = {context_param: ctx, **kwargs}
         if self.is_async:
-            return typing.cast(Callable[..., Awaitable[Any]], self.function)(**kwargs)
+            # (the type as a string: Callable[...] subscripted at run time is a Python call)
+            return typing.cast("Callable[..., Awaitable[Any]]", self.function)(**kwargs)
         return _in_thread(self.function, kwargs)
 
     def _error(self, call: ToolCall, kind: ErrorKind, text: str, started: float) -> ToolResult:
