@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import operator
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -82,7 +81,7 @@ class PromptProtocol:
 
     def __init__(self, *, instructions: str | None = None) -> None:
         self.instructions = instructions
-        self._rendered: tuple[tuple[object, ...], str] | None = None
+        self._rendered: tuple[tuple[object, ...], str] | None = None  # (key, text)
         self._system: tuple[str, str, Message] | None = None  # (instructions, block, message)
 
     # ------------------------------------------------------------------ request
@@ -95,12 +94,11 @@ class PromptProtocol:
         treat a tool's schema as immutable (replace it rather than editing it in place).
         """
         items = list(tools)
-        key = (
-            self.instructions,
-            *(p for t in items for p in (t, t.name, t.description, t.parameters)),
-        )
+        # What the text is made of (compared by value: a tool has no __eq__, so itself by
+        # identity; an equal schema renders the same text)
+        key = (self.instructions, [(t, t.name, t.description, t.parameters) for t in items])
         last = self._rendered
-        if last is not None and len(last[0]) == len(key) and all(map(operator.is_, last[0], key)):
+        if last is not None and last[0] == key:
             return last[1]
         text = self._render(items)
         self._rendered = (key, text)

@@ -54,6 +54,34 @@ def test_prepare_inserts_a_system_message_and_leaves_toolless_requests_alone() -
     assert PROTOCOL.prepare(messages, []).messages == messages
 
 
+def test_the_tools_text_is_kept_for_the_same_tools_and_made_again_when_they_change() -> None:
+    # The text is rendered once and given again while the tools are the same (every turn of an
+    # agent sends it); it must read exactly like a fresh rendering, and change with the tools.
+    protocol = PromptProtocol()
+    registry = ToolRegistry([get_weather])
+    first = protocol.render_tools(registry)
+    assert protocol.render_tools(registry) is first
+    assert protocol.render_tools(ToolRegistry([get_weather])) is first  # the same tools
+    assert first == PromptProtocol().render_tools([get_weather])
+
+    registry.add(get_time)  # one more tool
+    assert protocol.render_tools(registry) == PromptProtocol().render_tools(registry)
+    assert "## get_time" in protocol.render_tools(registry)
+
+    described = ToolRegistry([get_weather])
+    old = get_weather.description
+    try:
+        get_weather.description = "Weather, anywhere."  # a tool's attribute replaced
+        changed = protocol.render_tools(described)
+        assert "Weather, anywhere." in changed and changed != first
+    finally:
+        get_weather.description = old
+    assert protocol.render_tools(described) == first
+
+    protocol.instructions = "Call tools as <call>name</call>."  # other instructions
+    assert protocol.render_tools(described).endswith("Call tools as <call>name</call>.")
+
+
 def test_custom_instructions_replace_the_how_to() -> None:
     custom = PromptProtocol(instructions="Answer with <call>name</call> only.")
     system = custom.prepare([Message(role="user", content="x")], TOOLS).messages[0].text
