@@ -72,7 +72,7 @@ class ToolIndex:
     def canonical(self, name: str) -> str:
         """``name`` without a namespace a model may add (``functions.get_weather``)."""
         name = name.strip().strip("`'\"").strip()
-        if name in self.parameters:
+        if name in self.parameters or "." not in name:  # (every namespace ends with a dot)
             return name
         for prefix in ("functions.", "function.", "tools.", "tool."):
             if name.startswith(prefix) and name[len(prefix) :] in self.parameters:

@@ -160,6 +160,25 @@ def test_odd_tool_names_in_the_canonical_shape_read_as_the_generic_reader_reads_
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("add", "add"),
+        (" `add` ", "add"),
+        ("functions.add", "add"),
+        ("tool.search", "search"),
+        ("tools.nope", "tools.nope"),
+        ("Search", "Search"),  # no dot: no namespace to take off
+        ("tools", "tools"),
+        ("function", "function"),
+    ],
+)
+def test_a_namespace_is_taken_off_a_tool_name_only_when_there_is_one(
+    name: str, expected: str
+) -> None:
+    assert ODD_INDEX.canonical(name) == expected
+
+
 def test_the_canonical_shape_is_taken_for_what_the_prompt_asks() -> None:
     value = {"tool_calls": [{"name": "search", "arguments": {"query": "x"}}]}
     calls = _canonical_calls(value, INDEX)
