@@ -231,7 +231,7 @@ def _plain_action_block(text: str, tools: ToolIndex) -> ParsedTurn | None:
 
 
 def _canonical_calls(value: Any, tools: ToolIndex) -> list[ToolCall] | None:
-    """The calls of a value in exactly the shape the prompt asks for — ``{"tool_calls":
+    """The calls of a JSON value in exactly the shape the prompt asks for — ``{"tool_calls":
     [{"name": ..., "arguments": {...}}, ...]}`` with known tool names — read as
     :func:`shape_of` and :func:`resolve_calls` read them (without trying every other key
     spelling first); ``None`` for anything else."""
@@ -249,7 +249,8 @@ def _canonical_calls(value: Any, tools: ToolIndex) -> list[ToolCall] | None:
             return None
         if name not in tools or tools.canonical(name) != name:
             return None
-        calls.append(ToolCall(new_call_id(), name, {str(k): v for k, v in arguments.items()}))
+        # (a copy, as resolve_calls makes; the keys of a JSON object are strings already)
+        calls.append(ToolCall(new_call_id(), name, dict(arguments)))
     return calls
 
 
