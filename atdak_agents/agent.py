@@ -288,12 +288,14 @@ class Agent:
                 f"agent {self.name!r} has no model endpoint: pass provider=AsyncAtdakClient() "
                 "(or any ChatModel) to Agent(...) or to run(...)"
             )
-        history = await self._load(session_id)
+        remembered = self.memory is not None and session_id is not None
+        history = await self._load(session_id) if remembered else []
         start = [*self._system(variables or {}), *history]
         new = _input_messages(input)
         loop = _Loop(self, client, usage or RunUsage(), deps, run_id)
         result = await loop.run(start, new)
-        await self._save(session_id, result.messages)
+        if remembered:
+            await self._save(session_id, result.messages)
         return result
 
     # ------------------------------------------------------------------ prompt and memory
@@ -327,14 +329,12 @@ class Agent:
             self._static_system = (self.instructions, text)
         return text
 
+    # (only for a run with a memory and a session: most runs make no coroutine for either)
+
     async def _load(self, session_id: str | None) -> list[Message]:
-        if self.memory is None or session_id is None:
-            return []
         return list(await self.memory.load(session_id))
 
     async def _save(self, session_id: str | None, messages: list[Message]) -> None:
-        if self.memory is None or session_id is None:
-            return
         keep = _without_corrections(messages)
         if keep:
             await self.memory.append(session_id, keep)
