@@ -7,12 +7,12 @@ The send path is a short chain whose names tell the lifecycle::
                    │
                    └─ _decide_retry: the one place where "retry or not, and after how long" is taken
 
-:class:`AsyncChannel` runs it over an httpx async transport — by default one pooled
-aiohttp pool per client (:mod:`._aiohttp`), called directly: httpx's own async pool collapses
-under concurrency (see ``tests/benchmarks/bench_provider.py``). :class:`SyncChannel` runs the same
-chain over ``httpx.HTTPTransport``. Users may pass any httpx transport (e.g.
-``httpx.MockTransport``) or a whole ``httpx.AsyncClient`` / ``httpx.Client`` for proxies and the
-like.
+:class:`AsyncChannel` runs it over one HTTP/1.1 connection pool per client (:mod:`._h1`),
+called directly: httpx's own async pool collapses under concurrency, and aiohttp's client does
+several times the work per request (see ``tests/benchmarks/bench_provider.py``).
+:class:`SyncChannel` runs the same chain over ``httpx.HTTPTransport``. Users may pass any httpx
+transport (e.g. ``httpx.MockTransport``) or a whole ``httpx.AsyncClient`` / ``httpx.Client``
+for proxies and the like.
 
 A call's ``deadline`` bounds all its attempts and waits together; each attempt is bounded by
 the total timeout.
@@ -24,7 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -38,6 +38,7 @@ from ._errors import (
     is_timeout,
     is_transport_failure,
 )
+from ._h1 import H1Pool, WholeResponse
 from ._retry import (
     Deadline,
     RetryDecision,
@@ -45,10 +46,6 @@ from ._retry import (
     Timeouts,
     retry_reason,
 )
-
-if TYPE_CHECKING:
-    from ._aiohttp import AiohttpTransport
-
 
 __all__ = [
     "AsyncChannel",
@@ -173,42 +170,8 @@ class _Channel:
         )
 
 
-class WholeResponse:
-    """A response read to its end (status, headers, body): what a non-streamed call needs,
-    without an ``httpx.Response`` and its stream around it. ``headers`` are made on first use
-    (an error answer); ``content`` is the body as sent (compressed or not:
-    :meth:`body` decodes it)."""
-
-    __slots__ = ("_headers", "content", "raw_headers", "status_code")
-
-    def __init__(
-        self, status_code: int, raw_headers: tuple[tuple[bytes, bytes], ...], content: bytes
-    ) -> None:
-        self.status_code = status_code
-        self.raw_headers = raw_headers
-        self.content = content
-        self._headers: httpx.Headers | None = None
-
-    @property
-    def headers(self) -> httpx.Headers:
-        if self._headers is None:
-            self._headers = httpx.Headers(list(self.raw_headers))
-        return self._headers
-
-    def body(self) -> bytes:
-        """The body, decompressed when the answer says it is compressed."""
-        for name, value in self.raw_headers:
-            if name.lower() == b"content-encoding" and value.strip().lower() != b"identity":
-                # httpx decodes a body given whole through the decoders its headers name
-                headers = list(self.raw_headers)
-                return httpx.Response(
-                    self.status_code, headers=headers, content=self.content
-                ).content
-        return self.content
-
-
 class FastRequest:
-    """A request for the default aiohttp transport, without building an ``httpx.Request``.
+    """A request for the channel's own pool, without building an ``httpx.Request``.
 
     ``whole``: the answer is read to its end before the handler sees it (a
     :class:`WholeResponse`); else it is an ``httpx.Response``
@@ -231,7 +194,8 @@ SyncHandler = Callable[[httpx.Response, "float | None"], T]
 
 
 class AsyncChannel(_Channel):
-    """The async send chain over one pooled transport (or a user's ``httpx.AsyncClient``).
+    """The async send chain over one connection pool (:class:`~._h1.H1Pool`), a user's httpx
+    transport, or a user's ``httpx.AsyncClient``.
 
     ``handle(response, ends_at)`` turns a response into the result inside the attempt, so a
     failure while reading (a dropped connection, a status error) is retried like any other;
@@ -250,7 +214,7 @@ class AsyncChannel(_Channel):
         self._given_transport = transport
         self._http_client = self._user_client = http_client
         self._max_connections = max_connections
-        self._own_transport: httpx.AsyncBaseTransport | None = None
+        self._own_pool: H1Pool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._plain_pairs = list(self.headers.items())
         # The attempt's own limit (a timeout scope around it, never longer than the total)
@@ -334,21 +298,19 @@ class AsyncChannel(_Channel):
     ) -> Awaitable[httpx.Response | WholeResponse]:
         """The transport's (or client's) own awaitable for ``request``."""
         if isinstance(request, FastRequest):
-            transport = cast("AiohttpTransport", self._transport())
-            limits = self._fast_limits
+            pool, limits = self._pool(), self._fast_limits
             if request.whole:
-                return transport.fetch(request.url, request.headers, request.body, limits)
-            return transport.send("POST", request.url, request.headers, request.body, limits)
+                return pool.fetch(request.url, request.headers, request.body, limits)
+            return pool.send(request.url, request.headers, request.body, limits)
         if self._http_client is not None:
             return self._http_client.send(request, stream=True)
-        return self._transport().handle_async_request(request)
+        return cast("httpx.AsyncBaseTransport", self._given_transport).handle_async_request(request)
 
-    def _transport(self) -> httpx.AsyncBaseTransport:
-        if self._given_transport is not None:
-            return self._given_transport
+    def _pool(self) -> H1Pool:
+        """This channel's own connection pool (made in the first event loop that uses it)."""
         loop = asyncio.get_running_loop()
-        if self._own_transport is None:
-            self._own_transport = _aiohttp_transport(self._max_connections, self.timeouts)
+        if self._own_pool is None:
+            self._own_pool = H1Pool(max_connections=self._max_connections)
             self._loop = loop
         elif loop is not self._loop:
             raise UsageError(
@@ -356,13 +318,13 @@ class AsyncChannel(_Channel):
                 "pool belongs to that loop: create one client per event loop (for example "
                 "inside your `async def main()`), or close it and make a new one"
             )
-        return self._own_transport
+        return self._own_pool
 
     async def close(self) -> None:
         """Close the connection pool this channel created (not a transport or client you gave)."""
-        transport, self._own_transport = self._own_transport, None
-        if transport is not None:
-            await transport.aclose()
+        pool, self._own_pool = self._own_pool, None
+        if pool is not None:
+            await pool.aclose()
 
 
 async def body_of(response: httpx.Response | WholeResponse) -> bytes:
@@ -388,13 +350,6 @@ def is_encoded(response: httpx.Response) -> bool:
     """Whether the body is compressed (gzip, ...) and must go through httpx's decoders."""
     encoding = response.headers.get("content-encoding")
     return encoding is not None and encoding.strip().lower() != "identity"
-
-
-def _aiohttp_transport(max_connections: int | None, timeouts: Timeouts) -> httpx.AsyncBaseTransport:
-    """One pooled aiohttp session behind httpx's transport interface (opened on first use)."""
-    from ._aiohttp import AiohttpTransport
-
-    return AiohttpTransport(max_connections=max_connections)
 
 
 class SyncChannel(_Channel):

@@ -215,11 +215,10 @@ async def pydantic_ai(base_url: str) -> AsyncIterator[Run]:
     """Pydantic AI (the ``bench`` extra) on the same aiohttp transport, with native tool calls:
     the same run, other request bodies (``tools``, ``tool_calls``, ``role: tool``)."""
     import httpx
+    from aiohttp_transport import AiohttpTransport
     from pydantic_ai import Agent as PydanticAgent
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
-
-    from atdak_agents.providers._aiohttp import AiohttpTransport
 
     http = httpx.AsyncClient(transport=AiohttpTransport(max_connections=None), timeout=60)
     with warnings.catch_warnings():  # it prefers httpx2 from its next major version on

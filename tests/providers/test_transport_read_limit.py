@@ -1,7 +1,7 @@
-"""A whole answer's long read limit, kept on the coarse clock instead of aiohttp's per-read
-timer: it fires as aiohttp's did (the same error), and only on silence (a body arriving in
-pieces is read to its end). Over real HTTP: the local server, and a raw loopback server for
-bodies that arrive in pieces.
+"""A whole answer's read limit (the HTTP/1.1 pool of ``providers._h1``): a long one is kept on
+the coarse clock, a short one by a timer of its own; both fire alike (the same error), and only
+on silence (a body arriving in pieces is read to its end). Over real HTTP: the local server,
+and a raw loopback server for bodies that arrive in pieces.
 
 The coarse clock serves limits of 5 s and more; the tests lower that threshold (and the
 clock's tick) so they take a fraction of a second.
@@ -19,7 +19,7 @@ import pytest
 
 from atdak_agents import _timers
 from atdak_agents.exceptions import APITimeoutError
-from atdak_agents.providers import _aiohttp
+from atdak_agents.providers import _h1
 from atdak_agents.providers._retry import Timeouts
 from atdak_agents.providers.client import AsyncAtdakClient
 from atdak_agents.testing import LocalAtdakServer, Reply
@@ -35,14 +35,14 @@ ANSWER = (
 @pytest.fixture
 def coarse(monkeypatch: pytest.MonkeyPatch) -> None:
     """Read limits of 0.2 s and more on the coarse clock, which looks every 20 ms."""
-    monkeypatch.setattr(_aiohttp, "COARSE_FROM", 0.2)
+    monkeypatch.setattr(_h1, "COARSE_FROM", 0.2)
     monkeypatch.setattr(_timers, "COARSE_FROM", 0.2)
     monkeypatch.setattr(_timers, "TICK", 0.02)
 
 
 def exact(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every read limit back to aiohttp's own timer."""
-    monkeypatch.setattr(_aiohttp, "COARSE_FROM", float("inf"))
+    """Every read limit on a timer of its own."""
+    monkeypatch.setattr(_h1, "COARSE_FROM", float("inf"))
 
 
 async def ask(base_url: str, read: float, api_key: str = "sk-test") -> str:
@@ -62,7 +62,7 @@ async def timed_out(base_url: str, read: float, api_key: str) -> tuple[str, floa
 
 
 @pytest.mark.usefixtures("coarse")
-async def test_a_silent_server_times_out_as_with_aiohttps_timer(
+async def test_a_silent_server_times_out_alike_on_either_clock(
     atdak_server: LocalAtdakServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     atdak_server.responder = [Reply(fault="hang"), Reply(fault="hang")]
@@ -135,7 +135,7 @@ async def test_a_body_arriving_in_pieces_is_read_to_its_end() -> None:
 
 
 @pytest.mark.usefixtures("coarse")
-async def test_a_body_that_stalls_times_out_as_with_aiohttps_timer(
+async def test_a_body_that_stalls_times_out_alike_on_either_clock(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pieces = [ANSWER[:20], b""]
