@@ -128,21 +128,12 @@ def error_from_payload(
 
 
 def is_timeout(exc: BaseException) -> bool:
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
-        return True
-    if not isinstance(exc, httpx.TimeoutException):
-        return False
-    cause = exc.__cause__
-    # A dropped connection can surface as ConnectTimeout: trust only real timeouts.
-    from_aiohttp = cause is not None and type(cause).__module__.startswith("aiohttp")
-    return not from_aiohttp or isinstance(cause, (TimeoutError, asyncio.TimeoutError))
+    return isinstance(exc, (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException))
 
 
 def is_transport_failure(exc: BaseException) -> bool:
     """Whether ``exc`` is a network-level failure (as opposed to a bug or a cancellation)."""
-    return isinstance(exc, (httpx.TransportError, OSError, asyncio.TimeoutError)) or (
-        type(exc).__module__.startswith("aiohttp") and isinstance(exc, Exception)
-    )
+    return isinstance(exc, (httpx.TransportError, OSError, asyncio.TimeoutError))
 
 
 def describe_failure(exc: BaseException) -> str:

@@ -1,9 +1,9 @@
-"""Whole answers over pooled HTTP/1.1 connections: the default async client's hot path.
+"""The async client's connection pool: requests over kept HTTP/1.1 connections.
 
 A non-streamed call needs little of a general HTTP client: ``POST`` a JSON body, read one answer
 to its end, keep the connection for the next call. aiohttp's client spends about 3,400 Python
 bytecodes on that (its session's options, a request object, header multidicts, a payload
-registry, a stream reader): some 50 µs a request, about a third of a three-step agent run's CPU
+registry, a stream reader): some 50 µs a request, about half of a three-step agent run's CPU
 at 64 runs at once (``tests/benchmarks/bench_runs.py``). :class:`H1Pool` writes the request
 itself and has the answer read by httptools — the bindings to llhttp, Node.js's HTTP parser,
 that uvicorn uses — from an :class:`asyncio.Protocol`:
@@ -16,13 +16,15 @@ that uvicorn uses — from an :class:`asyncio.Protocol`:
   later wait for more of its body may last longer. A limit of
   :data:`~atdak_agents._timers.COARSE_FROM` seconds or more is kept on the loop's coarse clock,
   the connection being the clock's limit (no timer, no task cancelled, per request);
-- a kept connection found closed when reused (closed by the server while idle: no byte of an
-  answer came) is replaced by a new one — the request never reached the server;
+- a kept connection found closed when reused — no byte of an answer came: the server had
+  closed it while idle — is replaced by a new one and the request sent again, as browsers and
+  urllib3 do (a new connection closed unanswered is an error: the retry policy decides);
 - failures are httpx's errors (``ConnectError``, ``ConnectTimeout``, ``PoolTimeout``,
   ``ReadTimeout``, ``RemoteProtocolError``), so the retry policy treats them as it treats any
   transport's; a header that cannot be sent is a :class:`~atdak_agents.exceptions.UsageError`.
 
-Streams stay on aiohttp (:mod:`._aiohttp`), whose reader hands their chunks to the caller.
+A streamed answer (:meth:`H1Pool.send`) comes with its status and headers; its body is read as
+it arrives, reading paused while the reader is behind.
 """
 
 from __future__ import annotations
@@ -379,7 +381,7 @@ class _Waiter(NamedTuple):
 
 
 class H1Pool:
-    """Keep-alive HTTP/1.1 connections, by origin, for whole answers (see the module's notes).
+    """Keep-alive HTTP/1.1 connections, by origin (see the module's notes).
 
     Create it anywhere; it is used in one event loop.
     """

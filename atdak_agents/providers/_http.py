@@ -218,7 +218,7 @@ class AsyncChannel(_Channel):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._plain_pairs = list(self.headers.items())
         # The attempt's own limit (a timeout scope around it, never longer than the total)
-        # bounds the wait for a pooled connection too: no second timer in aiohttp for that.
+        # bounds the wait for a pooled connection too: no second timer in the pool for that.
         self._fast_limits = {**self._timeout_ext, "pool": None}
 
     def prepare_request(

@@ -229,7 +229,7 @@ def _parse_completion(
 class AsyncAtdakClient(_ClientSettings):
     """The asyncio client: ``await client.chat.completions.create(...)``.
 
-    One pooled connection pool per client (aiohttp's, behind httpx's transport interface; up to
+    One connection pool per client (HTTP/1.1 keep-alive, :mod:`._h1`; up to
     ``max_connections`` connections, 1,000 by default). Use it as ``async with`` or call
     ``await client.close()``. ``transport=`` takes any httpx async transport (e.g.
     ``httpx.MockTransport``); ``http_client=`` takes a configured ``httpx.AsyncClient`` (proxies,

@@ -4,14 +4,18 @@ Run on demand: ``.venv/bin/python tests/benchmarks/bench_runs.py [--quick]``.
 
 The run measured is a 3-step tool-using run: the model first answers with a prompt-protocol
 action block calling a trivial ``add`` tool, then, given the tool's result, with a final answer —
-two model calls and one tool call. Three ways of making it:
+two model calls and one tool call. The ways of making it:
 
 - ``hand-written aiohttp``: the baseline, the two calls written by hand over one
   ``aiohttp.ClientSession`` with exactly the request bodies the agent sends (checked at start);
+- ``hand-written, our pool``: a reference, the same calls by hand over atdak_agents' own
+  connection pool (``providers._h1``), which sends for the agent too: what a run costs without
+  the agent, so the agent's own cost per run is the difference (printed);
 - ``Agent.run``: :class:`~atdak_agents.agent.Agent` with :class:`AsyncAtdakClient`;
 - ``graph.run``: the same agent as the ``agent`` node of a one-node graph;
 - ``Pydantic AI`` when installed (``pip install -e '.[bench]'``), for reference: the same run with
-  native tool calls (so other request bodies), on the same aiohttp transport.
+  native tool calls (so other request bodies), over aiohttp under httpx (``aiohttp_transport.py``
+  beside this file: the best transport we found for an httpx-based framework).
 
 The model is the project's local server, started in a *separate process* (this file with
 ``--serve``) so that client and server do not share one GIL, answering from the request alone.
@@ -50,6 +54,7 @@ import aiohttp
 
 from atdak_agents.agent import Agent
 from atdak_agents.graph.builder import GraphBuilder
+from atdak_agents.providers._h1 import H1Pool
 from atdak_agents.providers.client import AsyncAtdakClient
 from atdak_agents.testing import LocalAtdakServer, Reply
 from atdak_agents.testing.responders import ReceivedRequest
@@ -135,13 +140,14 @@ def make_agent() -> Agent:
     return Agent(MODEL, INSTRUCTIONS, tools=[add])
 
 
+Ask = Callable[[list[dict[str, str]]], Awaitable[str]]
+
+
 @asynccontextmanager
 async def hand_written(base_url: str) -> AsyncIterator[Run]:
     """The baseline: the same two calls, with the same bodies, written by hand over aiohttp."""
     url = f"{base_url}/chat/completions"
     headers = {"Authorization": f"Bearer {KEY}"}
-    system = make_agent().protocol.prepare([], add_tools()).messages[0].content  # the same prompt
-    system = f"{INSTRUCTIONS}\n\n{system}"
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -152,20 +158,50 @@ async def hand_written(base_url: str) -> AsyncIterator[Run]:
                 data = json.loads(await response.read())
             return str(data["choices"][0]["message"]["content"])
 
-        async def run() -> str:
-            messages = [
-                {"role": "system", "content": system},
-                {"role": "user", "content": QUESTION},
-            ]
-            text = await ask(messages)
-            block = json.loads(text[text.index("{") : text.rindex("}") + 1])
-            call = block["tool_calls"][0]
-            result = await add.function(**call["arguments"])
-            messages.append({"role": "assistant", "content": f"```json\n{json.dumps(block)}\n```"})
-            messages.append({"role": "user", "content": results_text(call["name"], result)})
-            return await ask(messages)
+        yield by_hand(ask)
 
-        yield run
+
+@asynccontextmanager
+async def hand_written_own_pool(base_url: str) -> AsyncIterator[Run]:
+    """A reference: the same calls by hand over atdak_agents' own connection pool (what is
+    left of a run without the agent: the agent's own cost is the difference)."""
+    url = f"{base_url}/chat/completions"
+    headers = [("Authorization", f"Bearer {KEY}"), ("Content-Type", "application/json")]
+    limits: dict[str, float | None] = {"connect": 10.0, "read": 60.0, "pool": None}
+    pool = H1Pool(max_connections=None)
+    try:
+
+        async def ask(messages: list[dict[str, str]]) -> str:
+            body = json.dumps({"model": MODEL, "messages": messages}).encode()
+            answer = await pool.fetch(url, headers, body, limits)
+            if answer.status_code != 200:
+                raise RuntimeError(f"status {answer.status_code}")
+            return str(json.loads(answer.content)["choices"][0]["message"]["content"])
+
+        yield by_hand(ask)
+    finally:
+        await pool.aclose()
+
+
+def by_hand(ask: Ask) -> Run:
+    """The run written by hand: the model's call block read, the tool called, the answer."""
+    system = make_agent().protocol.prepare([], add_tools()).messages[0].content  # the same prompt
+    system = f"{INSTRUCTIONS}\n\n{system}"
+
+    async def run() -> str:
+        messages = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": QUESTION},
+        ]
+        text = await ask(messages)
+        block = json.loads(text[text.index("{") : text.rindex("}") + 1])
+        call = block["tool_calls"][0]
+        result = await add.function(**call["arguments"])
+        messages.append({"role": "assistant", "content": f"```json\n{json.dumps(block)}\n```"})
+        messages.append({"role": "user", "content": results_text(call["name"], result)})
+        return await ask(messages)
+
+    return run
 
 
 def add_tools() -> list[Any]:
@@ -238,10 +274,13 @@ async def pydantic_ai(base_url: str) -> AsyncIterator[Run]:
 
 VARIANTS: dict[str, Callable[[str], Any]] = {
     "hand-written aiohttp": hand_written,
+    "hand-written, our pool": hand_written_own_pool,
     "Agent.run": agent_run,
     "graph.run (agent node)": graph_run,
 }
 BASELINE = "hand-written aiohttp"
+OWN_POOL = "hand-written, our pool"
+FRAMEWORK = ("Agent.run", "graph.run (agent node)")  # the variants the floors are for
 SAME_BODIES = tuple(VARIANTS)
 SLOW = {"Pydantic AI"}  # references measured with fewer runs
 if importlib.util.find_spec("pydantic_ai") is not None:
@@ -437,10 +476,14 @@ def report(rates: dict[str, tuple[Rate, Rate]], bursts_: dict[str, Burst]) -> No
             f" {b.traced_bytes_per_run / 1024:15.1f} {b.rss_bytes_per_run / 1024:12.1f}"
         )
     print(f"floors: wall <= 2.00 s, traced memory <= {limit // 1024} KiB per run in flight")
+    own = rates[OWN_POOL][1].cpu_us
+    print(
+        "\natdak_agents' own CPU per run at c=64, beyond the same calls by hand over its pool: "
+        + ", ".join(f"{name} {rates[name][1].cpu_us - own:,.0f} us" for name in FRAMEWORK)
+    )
     misses = [
         f"{name} {label}"
-        for name in SAME_BODIES
-        if name != BASELINE
+        for name in FRAMEWORK
         for label, ok in (
             ("c=1", rates[name][0].runs_per_s >= 0.5 * base[0].runs_per_s),
             ("c=64", rates[name][1].runs_per_s >= 0.5 * base[1].runs_per_s),

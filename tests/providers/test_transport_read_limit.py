@@ -164,7 +164,7 @@ async def test_a_wait_for_a_pooled_connection_is_not_silence(
     atdak_server: LocalAtdakServer,
 ) -> None:
     """With every connection busy a request waits for one; that wait is not the server's
-    silence (aiohttp's timer starts once the request is written), whatever its length."""
+    silence (the read limit starts once the request is written), whatever its length."""
     atdak_server.responder = [Reply(text=f"answer {i}", delay=0.25) for i in range(3)]
     async with one_connection(atdak_server) as client:
         answers = await asyncio.gather(
