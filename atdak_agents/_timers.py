@@ -45,32 +45,37 @@ class _Limit(Protocol):
 class Clock:
     """The coarse limits of one event loop: a single loop timer, running only while some are
     pending, expires every limit whose time has come (the limits themselves are the keys: no
-    key, tuple or callback object is made per limit)."""
+    key, tuple or callback object is made per limit). It holds its loop weakly: the registry's
+    key must not be kept alive by its own value."""
 
-    __slots__ = ("_due", "_handle", "_loop")
+    __slots__ = ("_due", "_ticking", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = weakref.ref(loop)
         self._due: set[_Limit] = set()
-        self._handle: asyncio.TimerHandle | None = None
+        self._ticking = False  # (its timer is not kept here: a timer holds its loop)
 
     def watch(self, limit: _Limit) -> None:
         """Expire ``limit`` at its time (up to :data:`TICK` later)."""
         self._due.add(limit)
-        if self._handle is None:
-            self._handle = self._loop.call_later(TICK, self._fire)
+        if not self._ticking:
+            self._ticking = True
+            asyncio.get_running_loop().call_later(TICK, self._fire)
 
     def forget(self, limit: _Limit) -> None:
         """Stop watching ``limit`` (nothing happens if it already expired)."""
         self._due.discard(limit)
 
     def _fire(self) -> None:
-        now = self._loop.time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         due = self._due
         for limit in [limit for limit in due if limit._when <= now]:
             due.discard(limit)
             limit._expire()
-        self._handle = self._loop.call_later(TICK, self._fire) if due else None
+        self._ticking = bool(due)
+        if due:
+            loop.call_later(TICK, self._fire)
 
 
 _last: Clock | None = None
@@ -83,7 +88,7 @@ def clock() -> Clock:
     global _last
     loop = asyncio.get_running_loop()
     last = _last
-    if last is not None and last._loop is loop:
+    if last is not None and last.loop() is loop:
         return last
     found = _CLOCKS.get(loop)
     if found is None:
@@ -121,7 +126,7 @@ if sys.version_info >= (3, 11):
             self._task = task
             self._cancelling = task.cancelling()
             watching = self._clock = clock()
-            self._when = watching._loop.time() + self._seconds
+            self._when = task.get_loop().time() + self._seconds
             watching.watch(self)
             return self
 

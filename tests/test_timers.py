@@ -7,6 +7,7 @@ so the tests run fast; the behaviour is that of 1 s and 5 s in real use.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
 
@@ -46,7 +47,7 @@ async def test_a_block_that_ends_in_time_leaves_nothing_on_the_clock() -> None:
     assert not any(s.expired() for s in scopes)
     assert not clock._due
     await asyncio.sleep(0.1)  # the clock's own timer stops once nothing is pending
-    assert clock._handle is None
+    assert not clock._ticking
 
 
 async def test_short_limits_keep_a_timer_of_their_own() -> None:
@@ -139,4 +140,15 @@ def test_each_loop_keeps_its_own_clock_whichever_ran_last() -> None:
         second.close()
     assert a1 is a2 is a3 and b1 is b2
     assert a1 is not b1
-    assert a1._loop is first and b1._loop is second
+    assert a1.loop() is first and b1.loop() is second
+
+
+def test_a_finished_loop_leaves_no_clock_behind() -> None:
+    async def use_a_clock() -> None:
+        async with _timers.timeout(1.0):
+            await asyncio.sleep(0)
+
+    for _ in range(5):
+        asyncio.run(use_a_clock())
+    gc.collect()
+    assert len(_timers._CLOCKS) == 0  # each loop was collected, and its entry with it
