@@ -51,6 +51,7 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110)
 _LENGTHS = (b"content-length", b"transfer-encoding")
 _PAUSE_AT = 64  # a stream's unread chunks at which reading pauses (until they are down to:)
 _RESUME_AT = 8
+_HEADS_KEPT = 64  # sets of request headers whose bytes are kept
 
 
 class WholeResponse:
@@ -401,7 +402,8 @@ class H1Pool:
         self._opening = 0  # connections being made (they count against the limit)
         self._waiting: deque[_Waiter] = deque()
         self._targets: dict[str, _Target] = {}
-        self._heads: tuple[str, list[tuple[str, str]], bytes] = ("", [], b"")
+        self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
+        self._closed = False
 
     async def fetch(
         self,
@@ -470,11 +472,14 @@ class H1Pool:
             return connection, answer
 
     async def aclose(self) -> None:
-        """Close every connection (a request in flight fails)."""
+        """Close every connection (a request in flight or waiting for one fails)."""
+        self._closed = True
         for connection in list(self._open):
             connection.close()
         self._open.clear()
         self._idle.clear()
+        while self._waiting:
+            self._wake()
 
     # ------------------------------------------------------------------ the request's bytes
 
@@ -490,13 +495,15 @@ class H1Pool:
         return target
 
     def _head(self, url: str, target: _Target, headers: list[tuple[str, str]]) -> bytes:
-        """The request up to its ``Content-Length`` value (the last one made is kept: a client
-        sends the same headers every time)."""
-        last_url, last_headers, head = self._heads
-        if url != last_url or headers != last_headers:
+        """The request up to its ``Content-Length`` value (kept: a client sends the same few
+        sets of headers again and again)."""
+        key = (url, tuple(headers))
+        head = self._heads.get(key)
+        if head is None:
+            if len(self._heads) >= _HEADS_KEPT:
+                self._heads.clear()
             lines = b"".join(_header_line(name, value) for name, value in headers)
-            head = target.request_line + lines + b"Content-Length: "
-            self._heads = (url, list(headers), head)
+            head = self._heads[key] = target.request_line + lines + b"Content-Length: "
         return head
 
     # ------------------------------------------------------------------ connections
@@ -529,6 +536,8 @@ class H1Pool:
         return self._max is not None and len(self._open) + self._opening >= self._max
 
     async def _connect(self, origin: Origin, limit: float | None) -> _Connection:
+        if self._closed:
+            raise httpx.ConnectError("the connection pool was closed (the client was closed)")
         loop = asyncio.get_running_loop()
         tls = self._tls() if origin.scheme == "https" else None
         scope = limit_scope(limit)

@@ -368,3 +368,29 @@ async def test_a_slow_reader_gets_all_of_a_long_stream_and_no_read_timeout() -> 
 
     async with raw_server([steadily]) as server, pool() as p:
         assert await read_stream(p, server.url, pause=0.5) == b"".join(pieces)
+
+
+# --------------------------------------------------------------------------- closing
+
+
+async def test_closing_fails_the_requests_in_flight_and_waiting() -> None:
+    async with raw_server([delayed(1.0, ok())]) as server:
+        p = H1Pool(max_connections=1)
+        sent = asyncio.ensure_future(fetch(p, server.url))
+        waiting = asyncio.ensure_future(fetch(p, server.url))
+        await asyncio.sleep(0.1)
+        await p.aclose()
+        with pytest.raises(httpx.RemoteProtocolError):
+            await sent
+        with pytest.raises(httpx.ConnectError, match="pool was closed"):
+            await waiting
+    assert server.connections == 1
+
+
+async def test_each_set_of_headers_is_sent_as_given() -> None:
+    other = [*HEADERS, ("Accept", "text/event-stream")]
+    async with raw_server([ok()]) as server, pool() as p:
+        for headers in (HEADERS, other, HEADERS):
+            await p.fetch(server.url, headers, b"{}", LIMITS)
+    sent = [request.decode() for request in server.requests]
+    assert ["Accept: text/event-stream" in request for request in sent] == [False, True, False]
