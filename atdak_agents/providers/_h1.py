@@ -582,18 +582,19 @@ class H1Pool:
         try:
             async with scope:
                 return await handed
-        except asyncio.TimeoutError:
-            if expired(scope):
+        except (asyncio.TimeoutError, asyncio.CancelledError) as exc:
+            self._pass_on(handed)  # handed over just as the wait ended: to the next one
+            if isinstance(exc, asyncio.TimeoutError) and expired(scope):
                 raise httpx.PoolTimeout("no connection became free in time") from None
             raise
-        except asyncio.CancelledError:
-            if handed.done() and not handed.cancelled():
-                connection = handed.result()
-                if connection is not None:
-                    self._release(connection)
-                else:
-                    self._wake()
-            raise
+
+    def _pass_on(self, handed: asyncio.Future[_Connection | None]) -> None:
+        if handed.done() and not handed.cancelled():
+            connection = handed.result()
+            if connection is not None:
+                self._release(connection)
+            else:
+                self._wake()
 
     def _close_an_idle_one(self) -> None:
         """Make room for a connection to another origin by closing one kept idle."""
@@ -641,12 +642,15 @@ class H1Pool:
 
 
 def _header_line(name: str, value: str) -> bytes:
-    if not _TOKEN.fullmatch(name) or "\r" in value or "\n" in value:
-        raise UsageError(
-            f"the HTTP header {name!r} cannot be sent (a name of letters, digits and -, and a "
-            "value on one line, are required): check default_headers and the API key"
-        )
-    return f"{name}: {value}\r\n".encode("latin-1")
+    if _TOKEN.fullmatch(name) and "\r" not in value and "\n" not in value:
+        try:
+            return f"{name}: {value}\r\n".encode("latin-1")
+        except UnicodeEncodeError:
+            pass
+    raise UsageError(
+        f"the HTTP header {name!r} cannot be sent (a name of letters, digits and -, and a "
+        "value on one line of Latin-1 text, are required): check default_headers and the API key"
+    )
 
 
 def _where(origin: Origin) -> str:

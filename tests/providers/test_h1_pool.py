@@ -233,6 +233,19 @@ async def test_a_wait_for_a_connection_has_its_own_limit() -> None:
         assert await first == BODY
 
 
+async def test_a_request_that_gave_up_waiting_is_skipped_at_hand_over() -> None:
+    async with raw_server([delayed(0.1, ok())]) as server, pool(max_connections=1) as p:
+        first = asyncio.ensure_future(fetch(p, server.url))
+        await asyncio.sleep(0.02)
+        gave_up = asyncio.ensure_future(fetch(p, server.url))
+        third = asyncio.ensure_future(fetch(p, server.url))
+        await asyncio.sleep(0.02)
+        gave_up.cancel()
+        assert await first == BODY and await third == BODY
+        assert gave_up.cancelled()
+    assert server.connections == 1 and len(server.requests) == 2
+
+
 async def test_a_silent_server_is_a_read_timeout() -> None:
     limits = {**LIMITS, "read": 0.1}
     async with raw_server([delayed(1.0, ok())]) as server, pool() as p:
@@ -259,10 +272,14 @@ async def test_no_server_is_a_connect_error_naming_where() -> None:
             await fetch(p, url)
 
 
-async def test_a_header_that_cannot_be_sent_is_a_usage_error() -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("Authorization", "Bearer sk\r\nX: 1"), ("Authorization", "Bearer clé→"), ("Bad Name", "1")],
+)
+async def test_a_header_that_cannot_be_sent_is_a_usage_error(name: str, value: str) -> None:
     async with raw_server([ok()]) as server, pool() as p:
-        with pytest.raises(UsageError, match="'Authorization' cannot be sent"):
-            await p.fetch(server.url, [("Authorization", "Bearer sk\r\nX: 1")], b"{}", LIMITS)
+        with pytest.raises(UsageError, match=f"'{name}' cannot be sent"):
+            await p.fetch(server.url, [(name, value)], b"{}", LIMITS)
     assert server.connections == 0
 
 
