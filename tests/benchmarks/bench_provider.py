@@ -6,7 +6,7 @@ All clients talk to the same local Atdak-compatible server, started in a *separa
 (``atdak-agents local-server``) so that client and server do not share one GIL. Measured in one
 run: requests/s at concurrency 1 and 64 (with p50/p99 latency) for single completions, time to
 first chunk and chunks/s for a 500-chunk stream, and the import time of ``atdak_agents``.
-Printed with ratios against raw aiohttp (the ceiling) and the openai SDK. The machine is shared,
+Printed with ratios against raw aiohttp (the baseline) and the openai SDK. The machine is shared,
 so every client is measured in several alternating rounds and its best figures are kept.
 
 Floors (issue 2): AtdakClient within 2x of raw aiohttp's requests/s at concurrency 1 and 64, no
