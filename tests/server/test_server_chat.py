@@ -63,6 +63,29 @@ async def test_async_client_streams_and_reports_usage(
     assert "".join(p or "" for p in parts) == "abcdefgh"
 
 
+async def test_async_client_alternates_whole_and_streamed_answers_from_uvicorn(
+    upstream: LocalAtdakServer, tmp_path: Path
+) -> None:
+    """The client's own connection pool against another HTTP server than the local one's
+    (uvicorn): whole answers and streams, one after another over kept connections."""
+    upstream.responder = lambda request: request.body["messages"][-1]["content"]
+    user = [{"role": "user", "content": ""}]
+    with serving(upstream, tmp_path) as server:
+        async with AsyncAtdakClient(base_url=f"{server.url}/v1", api_key="k") as client:
+            heard = []
+            for i in range(6):
+                user[0]["content"] = f"第{i}次"
+                if i % 2:
+                    stream = await client.chat.completions.create(
+                        model="echo", messages=user, stream=True
+                    )
+                    heard.append((await stream.collect()).text)
+                else:
+                    answer = await client.chat.completions.create(model="echo", messages=user)
+                    heard.append(answer.text)
+    assert heard == [f"第{i}次" for i in range(6)]
+
+
 def test_raw_stream_follows_the_contract(upstream: LocalAtdakServer, tmp_path: Path) -> None:
     upstream.responder = [Reply(text="one two", chunk_size=3)]
     body = {
