@@ -5,17 +5,13 @@ to its end, keep the connection for the next call. aiohttp's client spends about
 bytecodes on that (its session's options, a request object, header multidicts, a payload
 registry, a stream reader): some 50 µs a request, about half of a three-step agent run's CPU
 at 64 runs at once (``tests/benchmarks/bench_runs.py``). :class:`H1Pool` writes the request
-itself and has the answer read by httptools — the bindings to llhttp, Node.js's HTTP parser,
-that uvicorn uses — from an :class:`asyncio.Protocol`:
+itself (the bytes before the body made once per set of headers) over connections of its own
+(:mod:`._h1_connection`, where httptools reads the answers and the read limit is kept):
 
 - one connection per request in flight, kept afterwards for the next request to the same origin
   (newest first, for up to ``keepalive`` seconds) unless the answer says ``Connection: close``;
   at most ``max_connections`` open at once (``None``: no limit): a request waits for a free one;
 - ``https`` with httpx's default SSL context (certifi's roots) unless another is given;
-- the read limit starts when the request is written: the answer must begin within it, and no
-  later wait for more of its body may last longer. A limit of
-  :data:`~atdak_agents._timers.COARSE_FROM` seconds or more is kept on the loop's coarse clock,
-  the connection being the clock's limit (no timer, no task cancelled, per request);
 - a kept connection found closed when reused — no byte of an answer came: the server had
   closed it while idle — is replaced by a new one and the request sent again, as browsers and
   urllib3 do (a new connection closed unanswered is an error: the retry policy decides);
@@ -24,7 +20,7 @@ that uvicorn uses — from an :class:`asyncio.Protocol`:
   transport's; a header that cannot be sent is a :class:`~atdak_agents.exceptions.UsageError`.
 
 A streamed answer (:meth:`H1Pool.send`) comes with its status and headers; its body is read as
-it arrives, reading paused while the reader is behind.
+it arrives, and closing it gives the connection back (or closes it, if not read to its end).
 """
 
 from __future__ import annotations
@@ -37,322 +33,22 @@ from collections.abc import AsyncIterator
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-import httptools
 import httpx
 
-from .._timers import COARSE_FROM, Clock, clock, expired
+from .._timers import expired
 from .._timers import timeout as limit_scope
 from ..exceptions import UsageError
+from ._h1_connection import Connection, Origin, StaleConnection, WholeResponse
 
-__all__ = ["READ_TIMEOUT", "H1Pool", "WholeResponse"]
+__all__ = ["H1Pool", "WholeResponse"]
 
-READ_TIMEOUT = "Timeout on reading data from socket"  # aiohttp's words, kept for continuity
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110)
-_LENGTHS = (b"content-length", b"transfer-encoding")
-_PAUSE_AT = 64  # a stream's unread chunks at which reading pauses (until they are down to:)
-_RESUME_AT = 8
 _HEADS_KEPT = 64  # sets of request headers whose bytes are kept
-
-
-class WholeResponse:
-    """A response read to its end (status, headers, body): what a non-streamed call needs,
-    without an ``httpx.Response`` and its stream around it. ``headers`` are made on first use
-    (an error answer); ``content`` is the body as sent (compressed or not:
-    :meth:`body` decodes it)."""
-
-    __slots__ = ("_headers", "content", "raw_headers", "status_code")
-
-    def __init__(
-        self, status_code: int, raw_headers: tuple[tuple[bytes, bytes], ...], content: bytes
-    ) -> None:
-        self.status_code = status_code
-        self.raw_headers = raw_headers
-        self.content = content
-        self._headers: httpx.Headers | None = None
-
-    @property
-    def headers(self) -> httpx.Headers:
-        if self._headers is None:
-            self._headers = httpx.Headers(list(self.raw_headers))
-        return self._headers
-
-    def body(self) -> bytes:
-        """The body, decompressed when the answer says it is compressed."""
-        for name, value in self.raw_headers:
-            if name.lower() == b"content-encoding" and value.strip().lower() != b"identity":
-                # httpx decodes a body given whole through the decoders its headers name
-                headers = list(self.raw_headers)
-                return httpx.Response(
-                    self.status_code, headers=headers, content=self.content
-                ).content
-        return self.content
-
-
-class Origin(NamedTuple):
-    """Where a connection goes: its scheme, host and port."""
-
-    scheme: str
-    host: str
-    port: int
 
 
 class _Target(NamedTuple):
     origin: Origin
     request_line: bytes  # b"POST /path HTTP/1.1\r\nHost: ...\r\n"
-
-
-class StaleConnection(httpx.RemoteProtocolError):
-    """A kept connection was closed before any byte of the answer came (safe to send again)."""
-
-
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection: it sends a request, then reads its answer — whole into a
-    future, or (a stream) its head into a future and its body as it comes."""
-
-    __slots__ = (
-        "_answer",
-        "_body",
-        "_chunks",
-        "_clock",
-        "_coarse",
-        "_ended",
-        "_error",
-        "_headers",
-        "_heard",
-        "_loop",
-        "_parser",
-        "_paused",
-        "_read",
-        "_reader",
-        "_streaming",
-        "_timer",
-        "_when",
-        "busy",
-        "dead",
-        "idle_since",
-        "origin",
-        "transport",
-    )
-
-    def __init__(self, origin: Origin, loop: asyncio.AbstractEventLoop) -> None:
-        self.origin = origin
-        self._loop = loop
-        self.transport: asyncio.Transport | None = None
-        self._parser = httptools.HttpResponseParser(self)
-        self.busy = False  # a request is in flight (its answer not read to its end)
-        self.dead = False  # closed, or not to be used again
-        self.idle_since = 0.0
-        self._answer: asyncio.Future[WholeResponse] | None = None  # (a stream's: its head)
-        self._streaming = False
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._body: list[bytes] = []
-        self._heard = False  # some byte of the current answer came
-        # a stream's body: the chunks not yet read, the reader waiting for more, how it ended
-        self._chunks: deque[bytes] = deque()
-        self._reader: asyncio.Future[None] | None = None
-        self._ended = False
-        self._error: Exception | None = None
-        self._paused = False  # reading paused: the reader is behind
-        self._read: float | None = None  # the read limit of the request in flight
-        self._when = 0.0  # when it runs out (loop time), pushed back as the answer comes
-        self._clock: Clock | None = None  # the coarse clock, once a limit went on it
-        self._coarse = False  # the read limit in force is on it
-        self._timer: asyncio.TimerHandle | None = None
-
-    # ------------------------------------------------------------------ one request
-
-    def exchange(
-        self, head: bytes, body: bytes, read: float | None, *, stream: bool = False
-    ) -> asyncio.Future[WholeResponse]:
-        """Write the request (``head`` ends before the ``Content-Length`` value); the future
-        is its answer (a stream's: its status and headers, the body following in
-        :meth:`next_chunk`)."""
-        assert self.transport is not None
-        answer = self._answer = self._loop.create_future()
-        self.busy = True
-        self._heard = False
-        self._streaming = stream
-        if stream:
-            self._ended = False
-            self._error = None
-            self._chunks.clear()  # (what an earlier stream's reader left unread)
-        if self._paused:
-            self._paused = False
-            self.transport.resume_reading()
-        self.transport.writelines((head, b"%d\r\n\r\n" % len(body), body))
-        if read is not None:
-            self._watch(read)
-        return answer
-
-    async def next_chunk(self) -> bytes:
-        """A stream's next piece of body (``b""``: its end)."""
-        chunks = self._chunks
-        while not chunks:
-            if self._error is not None:
-                raise self._error
-            if self._ended:
-                return b""
-            self._reader = self._loop.create_future()
-            await self._reader
-        if self._paused and len(chunks) <= _RESUME_AT:
-            self._paused = False
-            self.transport.resume_reading()  # type: ignore[union-attr]
-        return chunks.popleft()
-
-    def _watch(self, read: float) -> None:
-        self._read = read
-        self._when = self._loop.time() + read
-        if read >= COARSE_FROM:
-            if self._clock is None:
-                self._clock = clock()
-            self._clock.watch(self)
-            self._coarse = True
-        else:
-            self._timer = self._loop.call_at(self._when, self._look)
-
-    def _look(self) -> None:
-        """A short read limit's timer: the time may have been pushed back since it was set."""
-        if self._loop.time() >= self._when:
-            self._expire()
-        else:
-            self._timer = self._loop.call_at(self._when, self._look)
-
-    def _expire(self) -> None:
-        """The read limit ran out: the answer fails and the connection is closed (unless
-        reading is paused: the wait is then the reader's, not the server's)."""
-        self._coarse = False
-        self._timer = None
-        if self._paused and self._read is not None:
-            self._watch(self._read)
-            return
-        self._fail(httpx.ReadTimeout(READ_TIMEOUT))
-
-    def _done(self) -> None:
-        """The request is over: its read limit is dropped."""
-        self.busy = False
-        self._read = None
-        if self._coarse:
-            self._clock.forget(self)  # type: ignore[union-attr]
-            self._coarse = False
-        elif self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _fail(self, error: Exception) -> None:
-        if self.busy:
-            self._done()
-            answer, self._answer = self._answer, None
-            if answer is not None:
-                if not answer.done():
-                    answer.set_exception(error)
-            elif self._streaming:
-                self._error = error
-                self._wake_reader()
-        self.close()
-
-    def _wake_reader(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None and not reader.done():
-            reader.set_result(None)
-
-    def close(self) -> None:
-        """Close the connection (a request in flight fails)."""
-        self.dead = True
-        if self.transport is not None:
-            self.transport.close()
-
-    # ------------------------------------------------------------------ asyncio.Protocol
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        if not self.busy:  # nothing asked: a server that talks out of turn
-            self.close()
-            return
-        self._heard = True
-        if self._read is not None:
-            self._when = self._loop.time() + self._read
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(httpx.RemoteProtocolError(f"the server's answer is not valid HTTP: {exc}"))
-
-    def eof_received(self) -> None:
-        return None  # close the transport; connection_lost follows
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.dead = True
-        if not self.busy:
-            return
-        if self._heard and self._ends_with_connection():
-            self.on_message_complete()
-        elif self._heard:
-            self._fail(httpx.RemoteProtocolError("the server closed the connection mid-answer"))
-        else:
-            self._fail(StaleConnection("the server closed the connection without answering"))
-
-    def pause_writing(self) -> None:
-        pass  # a request is written whole: the transport buffers what the socket cannot take
-
-    def resume_writing(self) -> None:
-        pass
-
-    def _ends_with_connection(self) -> bool:
-        """Whether the answer's body is delimited by the connection's end (no length given)."""
-        named = {name.lower() for name, _ in self._headers}
-        return bool(self._headers) and not named.intersection(_LENGTHS)
-
-    # ------------------------------------------------------------------ httptools' callbacks
-
-    def on_message_begin(self) -> None:
-        if not self.busy:  # more after the answer, unasked for: the connection is retired
-            self.dead = True
-        self._headers = []
-        self._body = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
-
-    def on_headers_complete(self) -> None:
-        if not self._streaming or _interim(self._parser.get_status_code()):
-            return
-        answer, self._answer = self._answer, None
-        if answer is not None and not answer.done():
-            status = self._parser.get_status_code()
-            answer.set_result(WholeResponse(status, tuple(self._headers), b""))
-
-    def on_body(self, body: bytes) -> None:
-        if not self._streaming:
-            self._body.append(body)
-            return
-        self._chunks.append(body)
-        self._wake_reader()
-        if len(self._chunks) >= _PAUSE_AT and not self._paused:
-            self._paused = True
-            self.transport.pause_reading()  # type: ignore[union-attr]
-
-    def on_message_complete(self) -> None:
-        status = self._parser.get_status_code()
-        if _interim(status):
-            return  # an interim answer ("100 Continue"): the real one follows
-        self._done()
-        if status == 101 or not self._parser.should_keep_alive():
-            self.dead = True  # (an upgrade is not followed)
-        if self._streaming:
-            self._ended = True
-            self._wake_reader()
-            return
-        answer, self._answer = self._answer, None
-        if answer is None or answer.done():
-            self.close()
-            return
-        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        answer.set_result(WholeResponse(status, tuple(self._headers), body))
-
-
-def _interim(status: int) -> bool:
-    return 100 <= status < 200 and status != 101
 
 
 class _Stream(httpx.AsyncByteStream):
@@ -361,7 +57,7 @@ class _Stream(httpx.AsyncByteStream):
 
     __slots__ = ("_connection", "_pool")
 
-    def __init__(self, connection: _Connection, pool: H1Pool) -> None:
+    def __init__(self, connection: Connection, pool: H1Pool) -> None:
         self._connection = connection
         self._pool: H1Pool | None = pool
 
@@ -378,7 +74,7 @@ class _Stream(httpx.AsyncByteStream):
 
 class _Waiter(NamedTuple):
     origin: Origin
-    handed: asyncio.Future[_Connection | None]  # a connection, or None: room to open one
+    handed: asyncio.Future[Connection | None]  # a connection, or None: room to open one
 
 
 class H1Pool:
@@ -397,8 +93,8 @@ class H1Pool:
         self._max = max_connections
         self._keepalive = keepalive
         self._ssl = ssl_context
-        self._idle: dict[Origin, list[_Connection]] = {}
-        self._open: set[_Connection] = set()
+        self._idle: dict[Origin, list[Connection]] = {}
+        self._open: set[Connection] = set()
         self._opening = 0  # connections being made (they count against the limit)
         self._waiting: deque[_Waiter] = deque()
         self._targets: dict[str, _Target] = {}
@@ -436,7 +132,7 @@ class H1Pool:
             extensions={"http_version": b"HTTP/1.1"},
         )
 
-    def finish(self, connection: _Connection) -> None:
+    def finish(self, connection: Connection) -> None:
         """A stream is closed: its connection is kept if its answer was read to its end."""
         if connection.busy:
             connection.close()
@@ -450,7 +146,7 @@ class H1Pool:
         limits: dict[str, float | None],
         *,
         stream: bool,
-    ) -> tuple[_Connection, WholeResponse]:
+    ) -> tuple[Connection, WholeResponse]:
         """Send the request over a connection (a new one if a kept one proves closed) and
         await its answer (a stream's head)."""
         target = self._targets.get(url) or self._target(url)
@@ -510,7 +206,7 @@ class H1Pool:
 
     async def _acquire(
         self, origin: Origin, limits: dict[str, float | None]
-    ) -> tuple[_Connection, bool]:
+    ) -> tuple[Connection, bool]:
         """A connection to ``origin`` and whether it was kept from an earlier request."""
         idle = self._idle.get(origin)
         while idle:
@@ -535,7 +231,7 @@ class H1Pool:
     def _full(self) -> bool:
         return self._max is not None and len(self._open) + self._opening >= self._max
 
-    async def _connect(self, origin: Origin, limit: float | None) -> _Connection:
+    async def _connect(self, origin: Origin, limit: float | None) -> Connection:
         if self._closed:
             raise httpx.ConnectError("the connection pool was closed (the client was closed)")
         loop = asyncio.get_running_loop()
@@ -545,7 +241,7 @@ class H1Pool:
         try:
             async with scope:
                 _, connection = await loop.create_connection(
-                    lambda: _Connection(origin, loop),
+                    lambda: Connection(origin, loop),
                     origin.host,
                     origin.port,
                     ssl=tls,
@@ -573,10 +269,10 @@ class H1Pool:
             self._ssl = httpx.create_ssl_context()
         return self._ssl
 
-    async def _wait_for_room(self, origin: Origin, limit: float | None) -> _Connection | None:
+    async def _wait_for_room(self, origin: Origin, limit: float | None) -> Connection | None:
         """Wait until a connection to ``origin`` is handed over (or ``None``: one closed, so
         one may be opened)."""
-        handed: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+        handed: asyncio.Future[Connection | None] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiter(origin, handed))
         scope = limit_scope(limit)
         try:
@@ -588,7 +284,7 @@ class H1Pool:
                 raise httpx.PoolTimeout("no connection became free in time") from None
             raise
 
-    def _pass_on(self, handed: asyncio.Future[_Connection | None]) -> None:
+    def _pass_on(self, handed: asyncio.Future[Connection | None]) -> None:
         if handed.done() and not handed.cancelled():
             connection = handed.result()
             if connection is not None:
@@ -603,7 +299,7 @@ class H1Pool:
                 self._drop(connections.pop(0))
                 return
 
-    def _release(self, connection: _Connection) -> None:
+    def _release(self, connection: Connection) -> None:
         """A request is done with ``connection``: hand it to a waiting request, keep it, or
         close it."""
         if connection.dead or connection not in self._open:
@@ -626,7 +322,7 @@ class H1Pool:
             self._drop(idle.pop(0))  # the oldest kept has been idle too long
         idle.append(connection)
 
-    def _drop(self, connection: _Connection) -> None:
+    def _drop(self, connection: Connection) -> None:
         """Close ``connection`` and forget it; a request waiting for room may open one."""
         connection.close()
         if connection in self._open:

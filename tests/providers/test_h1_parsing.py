@@ -1,7 +1,7 @@
-"""How a connection of the client's pool (``providers._h1``) reads answers that arrive in any
-number of pieces, split anywhere: the same status, headers and body whatever the split. The
-transport under the connection is a recorder (the pool's socket behaviour is tested over
-loopback in ``test_h1_pool.py``); what is exercised is the parsing, in whole and streamed mode.
+"""How a connection of the client's pool (``providers._h1_connection``) reads answers that
+arrive in any number of pieces, split anywhere: the same status, headers and body whatever the
+split. The transport under the connection is a recorder (the pool's socket behaviour is tested
+over loopback in ``test_h1_pool.py``); what is exercised is the parsing, whole and streamed.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from atdak_agents.providers._h1 import Origin, WholeResponse, _Connection
+from atdak_agents.providers._h1_connection import Connection, Origin, WholeResponse
 
 BODY = '{"choices": [{"message": {"content": "春天 spring"}}]}'.encode()
 
@@ -66,7 +66,7 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
 
 async def exchange(answer: bytes, cuts: list[int], *, stream: bool) -> tuple[WholeResponse, bytes]:
     loop = asyncio.get_running_loop()
-    connection = _Connection(Origin("http", "localhost", 80), loop)
+    connection = Connection(Origin("http", "localhost", 80), loop)
     connection.connection_made(Recorder())
     future = connection.exchange(b"POST / HTTP/1.1\r\nContent-Length: ", b"{}", None, stream=stream)
     for piece in split(answer, cuts):
@@ -95,7 +95,7 @@ def test_an_answer_split_anywhere_reads_the_same(kind: str, cuts: list[int], str
 
 def test_the_request_is_written_as_given() -> None:
     async def written() -> bytes:
-        connection = _Connection(Origin("http", "localhost", 80), asyncio.get_running_loop())
+        connection = Connection(Origin("http", "localhost", 80), asyncio.get_running_loop())
         transport = Recorder()
         connection.connection_made(transport)
         connection.exchange(b"POST /v1 HTTP/1.1\r\nHost: h\r\nContent-Length: ", b'{"a":1}', None)

@@ -18,7 +18,8 @@ import pytest
 import trustme
 
 from atdak_agents.exceptions import APIConnectionError, UsageError
-from atdak_agents.providers._h1 import H1Pool, Origin, _Connection
+from atdak_agents.providers._h1 import H1Pool
+from atdak_agents.providers._h1_connection import Connection, Origin
 from atdak_agents.providers.client import AsyncAtdakClient
 
 BODY = b'{"ok": true}'
@@ -301,7 +302,7 @@ class Watched(H1Pool):
 
     most = 0
 
-    async def _connect(self, origin: Origin, limit: float | None) -> _Connection:
+    async def _connect(self, origin: Origin, limit: float | None) -> Connection:
         connection = await super()._connect(origin, limit)
         self.most = max(self.most, len(self._open) + self._opening)
         return connection

@@ -1,5 +1,5 @@
-"""A whole answer's read limit (the HTTP/1.1 pool of ``providers._h1``): a long one is kept on
-the coarse clock, a short one by a timer of its own; both fire alike (the same error), and only
+"""A whole answer's read limit (``providers._h1_connection``): a long one is kept on the coarse
+clock, a short one by a timer of its own; both fire alike (the same error), and only
 on silence (a body arriving in pieces is read to its end). Over real HTTP: the local server,
 and a raw loopback server for bodies that arrive in pieces.
 
@@ -19,7 +19,7 @@ import pytest
 
 from atdak_agents import _timers
 from atdak_agents.exceptions import APITimeoutError
-from atdak_agents.providers import _h1
+from atdak_agents.providers import _h1_connection
 from atdak_agents.providers._retry import Timeouts
 from atdak_agents.providers.client import AsyncAtdakClient
 from atdak_agents.testing import LocalAtdakServer, Reply
@@ -35,14 +35,14 @@ ANSWER = (
 @pytest.fixture
 def coarse(monkeypatch: pytest.MonkeyPatch) -> None:
     """Read limits of 0.2 s and more on the coarse clock, which looks every 20 ms."""
-    monkeypatch.setattr(_h1, "COARSE_FROM", 0.2)
+    monkeypatch.setattr(_h1_connection, "COARSE_FROM", 0.2)
     monkeypatch.setattr(_timers, "COARSE_FROM", 0.2)
     monkeypatch.setattr(_timers, "TICK", 0.02)
 
 
 def exact(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every read limit on a timer of its own."""
-    monkeypatch.setattr(_h1, "COARSE_FROM", float("inf"))
+    monkeypatch.setattr(_h1_connection, "COARSE_FROM", float("inf"))
 
 
 async def ask(base_url: str, read: float, api_key: str = "sk-test") -> str:
