@@ -9,7 +9,8 @@ itself (the bytes before the body made once per set of headers) over connections
 (:mod:`._h1_connection`, where httptools reads the answers and the read limit is kept):
 
 - one connection per request in flight, kept afterwards for the next request to the same origin
-  (newest first, for up to ``keepalive`` seconds) unless the answer says ``Connection: close``;
+  (newest first, for up to ``keepalive`` seconds, then closed even if no request comes) unless
+  the answer says ``Connection: close``;
   at most ``max_connections`` open at once (``None``: no limit): a request waits for a free one;
 - ``https`` with httpx's default SSL context (certifi's roots) unless another is given;
 - a kept connection found closed when reused — no byte of an answer came: the server had
@@ -100,6 +101,7 @@ class H1Pool:
         self._targets: dict[str, _Target] = {}
         self._heads: dict[tuple[str, tuple[tuple[str, str], ...]], bytes] = {}
         self._closed = False
+        self._sweeping = False  # a look at the kept connections is due
 
     async def fetch(
         self,
@@ -316,11 +318,23 @@ class H1Pool:
             self._drop(connection)  # wakes it, to open one to its own origin
             return
         loop = connection._loop
-        connection.idle_since = now = loop.time()
-        idle = self._idle.setdefault(connection.origin, [])
-        if idle and now - idle[0].idle_since > self._keepalive:
-            self._drop(idle.pop(0))  # the oldest kept has been idle too long
-        idle.append(connection)
+        connection.idle_since = loop.time()
+        self._idle.setdefault(connection.origin, []).append(connection)
+        if not self._sweeping:
+            self._sweeping = True
+            loop.call_later(self._keepalive, self._sweep)
+
+    def _sweep(self) -> None:
+        """Close the connections kept idle longer than ``keepalive`` (a look every
+        ``keepalive`` seconds while some are kept; each list is oldest first)."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for idle in self._idle.values():
+            while idle and (idle[0].dead or now - idle[0].idle_since >= self._keepalive):
+                self._drop(idle.pop(0))
+        self._sweeping = any(self._idle.values())
+        if self._sweeping:
+            loop.call_later(self._keepalive, self._sweep)
 
     def _drop(self, connection: Connection) -> None:
         """Close ``connection`` and forget it; a request waiting for room may open one."""

@@ -146,6 +146,14 @@ async def test_a_connection_idle_past_keepalive_is_not_reused() -> None:
     assert server.connections == 2
 
 
+async def test_connections_left_idle_are_closed_without_further_requests() -> None:
+    async with raw_server([delayed(0.02, ok())]) as server, pool(keepalive=0.05) as p:
+        await asyncio.gather(*(fetch(p, server.url) for _ in range(3)))
+        assert server.open_now == 3
+        await asyncio.sleep(0.3)  # no request: the pool looks on its own
+        assert server.open_now == 0 and not p._open
+
+
 async def test_a_kept_connection_the_server_closed_is_replaced() -> None:
     """The second request goes over the kept connection, which the server then closes
     without answering (as a server does with an idle connection): it is sent again over a
