@@ -215,7 +215,7 @@ class H1Pool:
             connection = idle.pop()  # the newest: the others have been idle for longer
             if connection.dead:
                 self._drop(connection)
-            elif connection._loop.time() - connection.idle_since > self._keepalive:
+            elif connection.idle_for() > self._keepalive:
                 self._drop(connection)
                 while idle:
                     self._drop(idle.pop())
@@ -317,12 +317,11 @@ class H1Pool:
             self._waiting.appendleft(_Waiter(origin, handed))
             self._drop(connection)  # wakes it, to open one to its own origin
             return
-        loop = connection._loop
-        connection.idle_since = loop.time()
+        connection.idle_since = connection.loop.time()
         self._idle.setdefault(connection.origin, []).append(connection)
         if not self._sweeping:
             self._sweeping = True
-            loop.call_later(self._keepalive, self._sweep)
+            connection.loop.call_later(self._keepalive, self._sweep)
 
     def _sweep(self) -> None:
         """Close the connections kept idle longer than ``keepalive`` (a look every
@@ -330,7 +329,7 @@ class H1Pool:
         loop = asyncio.get_running_loop()
         now = loop.time()
         for idle in self._idle.values():
-            while idle and (idle[0].dead or now - idle[0].idle_since >= self._keepalive):
+            while idle and (idle[0].dead or idle[0].idle_for(now) >= self._keepalive):
                 self._drop(idle.pop(0))
         self._sweeping = any(self._idle.values())
         if self._sweeping:

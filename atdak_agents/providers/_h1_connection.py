@@ -90,7 +90,6 @@ class Connection(asyncio.Protocol):
         "_error",
         "_headers",
         "_heard",
-        "_loop",
         "_parser",
         "_paused",
         "_read",
@@ -101,13 +100,14 @@ class Connection(asyncio.Protocol):
         "busy",
         "dead",
         "idle_since",
+        "loop",
         "origin",
         "transport",
     )
 
     def __init__(self, origin: Origin, loop: asyncio.AbstractEventLoop) -> None:
         self.origin = origin
-        self._loop = loop
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self.busy = False  # a request is in flight (its answer not read to its end)
@@ -130,6 +130,10 @@ class Connection(asyncio.Protocol):
         self._coarse = False  # the read limit in force is on it
         self._timer: asyncio.TimerHandle | None = None
 
+    def idle_for(self, now: float | None = None) -> float:
+        """Seconds since the connection was last given back to its pool (``now``: loop time)."""
+        return (self.loop.time() if now is None else now) - self.idle_since
+
     # ------------------------------------------------------------------ one request
 
     def exchange(
@@ -139,7 +143,7 @@ class Connection(asyncio.Protocol):
         is its answer (a stream's: its status and headers, the body following in
         :meth:`next_chunk`)."""
         assert self.transport is not None
-        answer = self._answer = self._loop.create_future()
+        answer = self._answer = self.loop.create_future()
         self.busy = True
         self._heard = False
         self._streaming = stream
@@ -163,7 +167,7 @@ class Connection(asyncio.Protocol):
                 raise self._error
             if self._ended:
                 return b""
-            self._reader = self._loop.create_future()
+            self._reader = self.loop.create_future()
             await self._reader
         if self._paused and len(chunks) <= _RESUME_AT:
             self._paused = False
@@ -172,21 +176,21 @@ class Connection(asyncio.Protocol):
 
     def _watch(self, read: float) -> None:
         self._read = read
-        self._when = self._loop.time() + read
+        self._when = self.loop.time() + read
         if read >= COARSE_FROM:
             if self._clock is None:
                 self._clock = clock()
             self._clock.watch(self)
             self._coarse = True
         else:
-            self._timer = self._loop.call_at(self._when, self._look)
+            self._timer = self.loop.call_at(self._when, self._look)
 
     def _look(self) -> None:
         """A short read limit's timer: the time may have been pushed back since it was set."""
-        if self._loop.time() >= self._when:
+        if self.loop.time() >= self._when:
             self._expire()
         else:
-            self._timer = self._loop.call_at(self._when, self._look)
+            self._timer = self.loop.call_at(self._when, self._look)
 
     def _expire(self) -> None:
         """The read limit ran out: the answer fails and the connection is closed (unless
@@ -243,7 +247,7 @@ class Connection(asyncio.Protocol):
             return
         self._heard = True
         if self._read is not None:
-            self._when = self._loop.time() + self._read
+            self._when = self.loop.time() + self._read
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
