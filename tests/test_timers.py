@@ -14,7 +14,7 @@ import time
 import pytest
 
 from atdak_agents import _timers
-from atdak_agents.exceptions import APITimeoutError
+from atdak_agents.exceptions import APITimeoutError, StreamError
 from atdak_agents.testing import LocalAtdakServer, Reply
 from atdak_agents.tools import ToolCall, tool
 
@@ -152,3 +152,24 @@ def test_a_finished_loop_leaves_no_clock_behind() -> None:
         asyncio.run(use_a_clock())
     gc.collect()
     assert len(_timers._CLOCKS) == 0  # each loop was collected, and its entry with it
+
+
+async def test_a_stream_past_its_long_total_limit_times_out_between_chunks(
+    atdak_server: LocalAtdakServer,
+) -> None:
+    """A stream's wait for its next chunk is bounded by what is left of the total limit, on the
+    coarse clock when that is long (no timer per chunk)."""
+    from atdak_agents.providers._retry import Timeouts
+
+    # chunks about 0.7 s apart: the limit runs out 0.3 s into the wait for the third
+    atdak_server.responder = [Reply(text="abcd", chunk_size=1, chunk_delay=0.7)]
+    limits = Timeouts(read=5.0, total=1.0)
+    async with atdak_server.async_client(timeout=limits, max_retries=0) as client:
+        started = time.monotonic()
+        stream = await client.chat.completions.create(
+            model="atdak-gpt-4", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        with pytest.raises(StreamError, match="did not finish within its total timeout") as caught:
+            await stream.collect()
+    assert 1.0 <= time.monotonic() - started < 1.25  # (the third chunk would come at 1.4 s)
+    assert 1 <= caught.value.received_chunks <= 2

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -32,6 +31,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from .._timers import timeout as limit_scope
 from ..context.tokens import count_tokens
 from ..exceptions import (
     APIStatusError,
@@ -52,11 +52,6 @@ from ._http import is_encoded
 from ._sse import SSEDecoder
 from ._wire import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice, Usage
 from .profiles import default_registry
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as _async_timeout
-else:  # aiohttp depends on async-timeout on Python 3.10
-    from async_timeout import timeout as _async_timeout  # type: ignore[import-not-found]
 
 __all__ = [
     "AsyncCompletionStream",
@@ -465,7 +460,7 @@ class AsyncCompletionStream(_StreamState):
             return await self._bytes.__anext__()
         if remaining <= 0:
             raise self._timed_out()
-        scope = _async_timeout(remaining)
+        scope = limit_scope(remaining)  # (a long one on the coarse clock: no timer per chunk)
         try:
             async with scope:
                 return await self._bytes.__anext__()
@@ -478,7 +473,7 @@ class AsyncCompletionStream(_StreamState):
             return
         left = _DRAIN_LIMIT
         try:
-            async with _async_timeout(_DRAIN_SECONDS):
+            async with limit_scope(_DRAIN_SECONDS):
                 async for data in self._bytes:
                     left -= len(data)
                     if left < 0:
