@@ -27,6 +27,7 @@ it arrives, and closing it gives the connection back (or closes it, if not read 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
 from collections import deque
@@ -68,6 +69,14 @@ class _Stream(httpx.AsyncByteStream):
             yield chunk
 
     async def aclose(self) -> None:
+        self._give_back()
+
+    def __del__(self) -> None:
+        # dropped without being closed: the connection must not stay taken for ever
+        with contextlib.suppress(RuntimeError):  # (its event loop may be closed already)
+            self._give_back()
+
+    def _give_back(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.finish(self._connection)

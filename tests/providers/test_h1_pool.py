@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -455,3 +456,17 @@ async def test_each_set_of_headers_is_sent_as_given() -> None:
             await p.fetch(server.url, headers, b"{}", LIMITS)
     sent = [request.decode() for request in server.requests]
     assert ["Accept: text/event-stream" in request for request in sent] == [False, True, False]
+
+
+async def test_a_stream_dropped_unclosed_gives_its_connection_back() -> None:
+    async def unfinished(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+        await asyncio.sleep(0.5)
+        writer.write(b"0\r\n\r\n")
+
+    async with raw_server([unfinished, ok()]) as server, pool(max_connections=1) as p:
+        response = await p.send(server.url, HEADERS, b"{}", LIMITS)
+        del response  # never read to its end, never closed
+        gc.collect()
+        assert await fetch(p, server.url, {**LIMITS, "pool": 0.2}) == BODY
+    assert server.connections == 2  # the unfinished one was closed, not handed on
