@@ -61,12 +61,9 @@ def _plain_body(request: ChatCompletionRequest) -> dict[str, Any] | None:
         return None
     if type(model) is not str or type(listed) is not list:
         return None
-    messages = []
-    for message in listed:
-        wire = _plain_message(message)
-        if wire is None:
-            return None
-        messages.append(wire)
+    messages = [_plain_message(message) for message in listed]
+    if None in messages:
+        return None
     body: dict[str, Any] = {"model": model, "messages": messages}
     return body if _copy_set(fields, _OPTIONAL, body) else None
 
@@ -76,9 +73,11 @@ def _plain_message(message: Any) -> dict[str, str] | None:
     if type(message) is not Message or message.__pydantic_extra__:
         return None
     fields = message.__dict__
-    role = fields["role"]
+    role, content = fields["role"], fields["content"]
     if type(role) is not str or fields["tool_calls"] is not None:
         return None
+    if type(content) is str and fields["name"] is None and fields["tool_call_id"] is None:
+        return {"role": role, "content": content}  # nearly every message: a role and a text
     wire = {"role": role}
     return wire if _copy_set(fields, _MESSAGE_TEXTS, wire) else None
 
