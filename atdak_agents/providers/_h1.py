@@ -222,14 +222,9 @@ class H1Pool:
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()  # the newest: the others have been idle for longer
-            if connection.dead:
-                self._drop(connection)
-            elif connection.idle_for() > self._keepalive:
-                self._drop(connection)
-                while idle:
-                    self._drop(idle.pop())
-            else:
+            if not connection.dead and connection.idle_for() <= self._keepalive:
                 return connection, True
+            self._drop(connection)
         while self._full():
             self._close_an_idle_one()
             if not self._full():
@@ -258,17 +253,13 @@ class H1Pool:
                     ssl=tls,
                     server_hostname=origin.host if tls is not None else None,
                 )
-        except asyncio.TimeoutError:
-            self._wake()
-            if expired(scope):
+        except BaseException as exc:
+            self._wake()  # the place it was to take is free for a waiting request
+            if isinstance(exc, asyncio.TimeoutError) and expired(scope):
                 why = f"no connection to {_where(origin)} within {limit} s"
                 raise httpx.ConnectTimeout(why) from None
-            raise
-        except OSError as exc:
-            self._wake()
-            raise httpx.ConnectError(f"cannot connect to {_where(origin)}: {exc}") from exc
-        except BaseException:
-            self._wake()
+            if isinstance(exc, OSError) and not isinstance(exc, asyncio.TimeoutError):
+                raise httpx.ConnectError(f"cannot connect to {_where(origin)}: {exc}") from exc
             raise
         finally:
             self._opening -= 1

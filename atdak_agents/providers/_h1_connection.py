@@ -267,12 +267,6 @@ class Connection(asyncio.Protocol):
         else:
             self._fail(StaleConnection("the server closed the connection without answering"))
 
-    def pause_writing(self) -> None:
-        pass  # a request is written whole: the transport buffers what the socket cannot take
-
-    def resume_writing(self) -> None:
-        pass
-
     def _ends_with_connection(self) -> bool:
         """Whether the answer's body is delimited by the connection's end (no length given)."""
         named = {name.lower() for name, _ in self._headers}
