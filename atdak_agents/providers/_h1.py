@@ -193,7 +193,10 @@ class H1Pool:
     def _target(self, url: str) -> _Target:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise httpx.UnsupportedProtocol(f"not an http(s) URL: {url!r}")
+            raise httpx.UnsupportedProtocol(
+                f"not an http(s) URL: {url!r}; give base_url as http://host[:port]/path or "
+                "https://host[:port]/path"
+            )
         port = parts.port or (443 if parts.scheme == "https" else 80)
         host = parts.netloc.rpartition("@")[2]
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -239,7 +242,10 @@ class H1Pool:
 
     async def _connect(self, origin: Origin, limit: float | None) -> Connection:
         if self._closed:
-            raise httpx.ConnectError("the connection pool was closed (the client was closed)")
+            raise httpx.ConnectError(
+                "the connection pool was closed (its client was closed): close a client only "
+                "once its calls are done, and make a new one for further calls"
+            )
         loop = asyncio.get_running_loop()
         tls = self._tls() if origin.scheme == "https" else None
         scope = limit_scope(limit)
