@@ -470,3 +470,9 @@ async def test_a_stream_dropped_unclosed_gives_its_connection_back() -> None:
         gc.collect()
         assert await fetch(p, server.url, {**LIMITS, "pool": 0.2}) == BODY
     assert server.connections == 2  # the unfinished one was closed, not handed on
+
+
+async def test_a_url_that_is_not_http_says_which_forms_are() -> None:
+    async with pool() as p:
+        with pytest.raises(httpx.UnsupportedProtocol, match="give base_url as http://"):
+            await p.fetch("ftp://example.org/v1/chat/completions", HEADERS, b"{}", LIMITS)
